@@ -1,0 +1,81 @@
+"""The analysis pipeline: normalize → safety → entities → signals → kind → verdict → topics → reply."""
+
+from __future__ import annotations
+
+import time
+
+from bot.core.classify import classify_kind, describes_situation
+from bot.core.compose import compose_reply
+from bot.core.decide import decide_verdict
+from bot.core.detect import detect_signals
+from bot.core.extract import PlatformFinder, extract_entities
+from bot.core.match import TopicMatcher
+from bot.core.models import Analysis
+from bot.core.normalize import normalize
+from bot.core.safety import detect_crisis
+from bot.core.tokenize import ChineseTokenizer
+from bot.knowledge import Knowledge
+
+# Topic matching looks at the head of very long inputs only; signals still scan all of it (RE2 is linear).
+MATCH_WINDOW = 4000
+
+
+def _platform_aliases(kb: Knowledge) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for platform in kb.platforms:
+        for alias in (platform.name, *platform.aliases):
+            key = normalize(alias).text
+            if len(key) >= 2:
+                aliases.setdefault(key, platform.id)
+    return aliases
+
+
+class Analyzer:
+    """Holds everything built from one knowledge base; ``analyze`` is pure and thread-safe after warm-up."""
+
+    def __init__(self, kb: Knowledge):
+        self.kb = kb
+        domain_words = [k for t in kb.topics for k in t.keywords]
+        domain_words += [a for p in kb.platforms for a in (p.name, *p.aliases)]
+        self.tokenizer = ChineseTokenizer(normalize(w).text for w in domain_words)
+        self.matcher = TopicMatcher(kb.topics, self.tokenizer)
+        self.platforms = PlatformFinder(_platform_aliases(kb))
+
+    def warm_up(self) -> None:
+        """Load jieba and index the topics now, so the first user does not wait for it."""
+        self.tokenizer.warm_up()
+        self.matcher.warm_up()
+
+    def analyze(self, text: str) -> Analysis:
+        started = time.perf_counter()
+        norm = normalize(text)
+        crisis = detect_crisis(norm.text)
+        entities = extract_entities(norm, self.platforms)
+        hits = detect_signals(norm, self.kb.signals)
+        kind = classify_kind(norm.text, entities)
+        general_question = kind == "question" and not describes_situation(norm.text)
+        decision = decide_verdict(hits, general_question=general_question)
+        topics = self.matcher.match(norm.text[:MATCH_WINDOW], hits)
+        reply = compose_reply(
+            self.kb,
+            kind=kind,
+            decision=decision,
+            hits=hits,
+            topics=topics,
+            crisis=crisis,
+            general_question=general_question,
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        return Analysis(
+            kind=kind,
+            verdict=decision.verdict,
+            confidence=decision.confidence,
+            signals=hits,
+            entities=entities,
+            topics=topics,
+            crisis=crisis,
+            reply=reply,
+            kb_version=self.kb.version,
+            alternatives=decision.alternatives,
+            timings_ms={"analyze": round(elapsed, 3)},
+        )

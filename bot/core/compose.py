@@ -1,0 +1,134 @@
+"""Compose the neutral reply: verdict line, quoted evidence, numbered steps, channels, sources, related."""
+
+from __future__ import annotations
+
+from bot.core.decide import Decision
+from bot.core.models import Reply, SignalHit, TopicMatch
+from bot.knowledge import Knowledge
+from bot.knowledge.models import SOURCE_REF, VERDICT_LABELS_ZH, Topic
+
+MAX_WHY = 5
+MAX_STEPS = 5
+MAX_RELATED = 3
+MAX_SOURCES = 3
+CRISIS_TOPIC = "crisis-support"
+
+VERDICT_ICONS = {
+    "scam": "🚫",
+    "illegal_collection": "⛔",
+    "pressure": "⚠️",
+    "legal_notice": "⚖️",
+    "reminder": "ℹ️",
+    "unrelated": "✅",
+}
+
+# The topic whose steps fit a verdict when no topic matched the text itself.
+DEFAULT_TOPIC = {
+    "scam": "verify-official",
+    "illegal_collection": "collection-rules",
+    "pressure": "collection-rules",
+    "legal_notice": "court-sms-verify",
+    "reminder": "legit-reminder",
+}
+
+UNRELATED_HINT = (
+    "这条内容里没有看到催收、法律程序或诈骗的迹象。如果你担心的是另一条短信，请把全文粘贴过来；"
+    "也可以直接提问，比如“上门催收合法吗”。"
+)
+
+
+def confidence_words(confidence: float) -> str:
+    if confidence >= 0.85:
+        return "把握较大"
+    if confidence >= 0.6:
+        return "有一定把握"
+    return "把握不大，请结合下面的核实方法自己再判断"
+
+
+def format_source(kb: Knowledge, ref: str) -> str:
+    """"L3 第1033条" -> "民法典·人格权编第1033条"; unknown ids are shown as they are."""
+    match = SOURCE_REF.match(ref)
+    if not match or match["id"] not in kb.sources:
+        return ref
+    title = kb.sources[match["id"]].title
+    if len(title) > 24:
+        title = title[:23] + "…"
+    return f"{title}{match['article'] or ''}（{match['id']}）"
+
+
+def _topic_or_none(kb: Knowledge, topic_id: str | None) -> Topic | None:
+    return kb.topic_by_id.get(topic_id) if topic_id else None
+
+
+def _channels(topic: Topic) -> tuple[str, ...]:
+    lines = []
+    for channel in topic.channels:
+        line = channel.name + (f" {channel.contact}" if channel.contact else "")
+        if channel.note:
+            line += f"（{channel.note}）"
+        lines.append(line)
+    return tuple(lines)
+
+
+def _why(hits: tuple[SignalHit, ...], verdict: str) -> tuple[str, ...]:
+    # The headline's own evidence first, then the rest, strongest first.
+    ordered = sorted(hits, key=lambda h: (h.verdict != verdict, -h.weight))
+    return tuple(f"{h.label}：“{h.evidence}”" for h in ordered[:MAX_WHY])
+
+
+def compose_reply(
+    kb: Knowledge,
+    *,
+    kind: str,
+    decision: Decision,
+    hits: tuple[SignalHit, ...],
+    topics: tuple[TopicMatch, ...],
+    crisis: bool,
+    general_question: bool,
+) -> Reply:
+    verdict = decision.verdict
+    primary = _topic_or_none(kb, topics[0].id if topics else None)
+    if primary is None or (kind == "sms" and verdict != "unrelated" and not general_question):
+        # For a message, steps must fit the verdict: prefer the best topic a fired signal points to.
+        signal_topics = {t for h in hits if h.verdict == verdict for t in h.topics}
+        linked = next((t.id for t in topics if t.id in signal_topics), None)
+        primary = _topic_or_none(kb, linked) or primary or _topic_or_none(kb, DEFAULT_TOPIC.get(verdict))
+
+    crisis_text = None
+    if crisis and CRISIS_TOPIC in kb.topic_by_id:
+        care = kb.topic_by_id[CRISIS_TOPIC]
+        crisis_text = "💛 " + care.answer + ("\n" + "\n".join(_channels(care)) if care.channels else "")
+
+    leads_with_answer = kind == "question" and (general_question or verdict == "unrelated")
+    headline = None
+    if not leads_with_answer:
+        headline = (
+            f"{VERDICT_ICONS[verdict]} 判断：{VERDICT_LABELS_ZH[verdict]}（{confidence_words(decision.confidence)}）"
+        )
+    also = None
+    if decision.alternatives:
+        also = "也可能是：" + "、".join(VERDICT_LABELS_ZH[v] for v in decision.alternatives)
+
+    answer = primary.answer if primary and (kind == "question") else None
+    if verdict == "unrelated" and kind == "sms" and not hits:
+        answer = UNRELATED_HINT
+        primary = None if not topics else primary
+    show_topic = primary is not None and (verdict != "unrelated" or kind == "question")
+    related_ids = (
+        [t.id for t in topics[1:]] if kind == "question" else list(primary.related if primary else ())
+    )
+    related = tuple((tid, kb.topic_by_id[tid].title) for tid in related_ids if tid in kb.topic_by_id)
+
+    return Reply(
+        headline=headline,
+        answer=answer,
+        why=_why(hits, verdict),
+        steps=tuple(primary.steps[:MAX_STEPS]) if show_topic and primary else (),
+        channels=_channels(primary) if show_topic and primary else (),
+        related=related[:MAX_RELATED],
+        crisis=crisis_text,
+        also=also,
+        details=(primary.details or primary.answer) if primary else None,
+        sources=tuple(format_source(kb, s) for s in primary.sources[:MAX_SOURCES]) if show_topic and primary else (),
+        footer=f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {kb.reviewed.isoformat()}。）",
+    )

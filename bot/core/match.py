@@ -1,0 +1,121 @@
+"""Rank knowledge topics for a message or question.
+
+Each topic is indexed by its title and every example phrasing. A query is scored against each phrasing by
+TF-IDF cosine over jieba words plus character bigrams (bigrams survive typos and unknown words), refined by
+rapidfuzz's edit-distance ratio on the best candidates; a topic takes its best phrasing's score, plus boosts
+from its keywords and from the signals that point to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from bot.core.models import SignalHit, TopicMatch
+from bot.core.tokenize import ChineseTokenizer
+from bot.knowledge.models import Topic
+
+MAX_TOPICS = 5
+MATCH_THRESHOLD = 0.3  # below this a topic is not offered at all; a case with none is "unmatched"
+_CANDIDATES = 40  # phrasings refined with rapidfuzz
+_KEYWORD_BOOST = 0.12
+_SIGNAL_BOOST = 0.25
+
+
+def char_bigrams(text: str) -> list[str]:
+    chars = [c for c in text if c.isalnum()]
+    if len(chars) == 1:
+        return chars
+    return ["".join(pair) for pair in zip(chars, chars[1:], strict=False)]
+
+
+@dataclass(frozen=True)
+class _Doc:
+    topic_index: int
+    text: str
+    weights: dict[str, float]  # L2-normalised tf-idf vector
+
+
+class TopicMatcher:
+    def __init__(self, topics: Sequence[Topic], tokenizer: ChineseTokenizer):
+        self._topics = tuple(topics)
+        self._tokenizer = tokenizer
+        self._index = {t.id: i for i, t in enumerate(self._topics)}
+        self._keywords = [tuple(k.lower() for k in t.keywords) for t in self._topics]
+        self._raw_docs = [
+            (i, text) for i, t in enumerate(self._topics) for text in dict.fromkeys((t.title, *t.examples))
+        ]
+        self._docs: list[_Doc] | None = None
+        self._idf: dict[str, float] = {}
+        self._postings: dict[str, list[tuple[int, float]]] = {}
+
+    # Building the index tokenizes every phrasing, so it is done once, on first use or at warm-up.
+    def warm_up(self) -> None:
+        if self._docs is not None:
+            return
+        from bot.core.normalize import normalize
+
+        features = [self._features(normalize(text).text) for _, text in self._raw_docs]
+        df: Counter[str] = Counter()
+        for feats in features:
+            df.update(set(feats))
+        n = len(features)
+        self._idf = {f: math.log((n + 1) / (c + 0.5)) for f, c in df.items()}
+        docs = []
+        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for doc_id, ((topic_index, text), feats) in enumerate(zip(self._raw_docs, features, strict=True)):
+            weights = self._weigh(feats)
+            docs.append(_Doc(topic_index, normalize(text).text, weights))
+            for f, w in weights.items():
+                postings[f].append((doc_id, w))
+        self._docs = docs
+        self._postings = dict(postings)
+
+    def _features(self, text: str) -> list[str]:
+        words = self._tokenizer.words(text)
+        return [f"w:{w}" for w in words] + [f"c:{b}" for b in char_bigrams(text)]
+
+    def _weigh(self, feats: Iterable[str]) -> dict[str, float]:
+        counts = Counter(feats)
+        vec = {f: (1.0 + math.log(c)) * self._idf.get(f, 0.0) for f, c in counts.items()}
+        norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+        return {f: v / norm for f, v in vec.items() if v > 0}
+
+    def match(self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS) -> tuple[TopicMatch, ...]:
+        """Best topics for normalized ``text``, best first, scores in 0..1, at most ``limit``."""
+        self.warm_up()
+        assert self._docs is not None
+        scores = [0.0] * len(self._topics)
+        if text:
+            query = self._weigh(self._features(text))
+            sims: dict[int, float] = defaultdict(float)
+            for f, qw in query.items():
+                for doc_id, dw in self._postings.get(f, ()):
+                    sims[doc_id] += qw * dw
+            best = sorted(sims.items(), key=lambda kv: kv[1], reverse=True)[:_CANDIDATES]
+            for doc_id, cosine in best:
+                doc = self._docs[doc_id]
+                # Edit-distance ratio rewards phrasings close as a whole, not only sharing rare words.
+                ratio = fuzz.ratio(text, doc.text, processor=None) / 100.0
+                score = 0.8 * cosine + 0.2 * ratio
+                if score > scores[doc.topic_index]:
+                    scores[doc.topic_index] = score
+            for i, keywords in enumerate(self._keywords):
+                found = sum(1 for k in keywords if k and k in text)
+                if found:
+                    scores[i] += _KEYWORD_BOOST * min(found, 3)
+        for hit in hits:
+            for topic_id in hit.topics:
+                index = self._index.get(topic_id)
+                if index is not None:
+                    scores[index] += _SIGNAL_BOOST * hit.weight
+        ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+        return tuple(
+            TopicMatch(self._topics[i].id, self._topics[i].title, min(1.0, scores[i]))
+            for i in ranked[:limit]
+            if scores[i] >= MATCH_THRESHOLD
+        )

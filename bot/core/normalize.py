@@ -1,0 +1,124 @@
+"""Normalize user text for matching while keeping a map back to what the user actually sent.
+
+Patterns and entity finders run on the normalized text (NFKC, Simplified, lower-case ASCII, no zero-width or
+control characters, no stray spaces between Chinese characters); evidence is quoted from the original text
+through ``Normalized.original_span``.
+"""
+
+from __future__ import annotations
+
+import functools
+import unicodedata
+from dataclasses import dataclass
+
+import opencc
+
+# Characters that only hide words from a matcher: zero-width joiners, bidi marks, BOM, variation selectors.
+_DROP_CATEGORIES = {"Cf", "Cs", "Co", "Cn"}
+_VARIATION_SELECTORS = range(0xFE00, 0xFE10)
+_MAX_PASSES = 3
+
+
+@functools.cache
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    original: str
+    text: str
+    # offsets[i] is the index in ``original`` of the character that produced ``text[i]``.
+    offsets: tuple[int, ...]
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a half-open span of ``text`` to the smallest span of ``original`` that produced it."""
+        if not self.text or start >= end:
+            return (0, 0)
+        first = self.offsets[start]
+        last = self.offsets[end - 1]
+        # Extend to the end of the last original character (an NFKC expansion maps many to one).
+        return first, last + 1
+
+    def quote(self, start: int, end: int) -> str:
+        a, b = self.original_span(start, end)
+        return self.original[a:b]
+
+
+def _is_cjk(ch: str) -> bool:
+    return ch > "\u2e7f" and unicodedata.category(ch)[0] in "LP"  # CJK letters and CJK/full-width punctuation
+
+
+def _clean_chars(text: str, offsets: list[int]) -> tuple[list[str], list[int]]:
+    """NFKC per character, lower-case, drop invisible characters, turn controls into spaces."""
+    chars: list[str] = []
+    where: list[int] = []
+    for ch, origin in zip(text, offsets, strict=True):
+        cat = unicodedata.category(ch)
+        if cat in _DROP_CATEGORIES or ord(ch) in _VARIATION_SELECTORS:
+            continue
+        if cat == "Cc" or cat in ("Zl", "Zp"):
+            ch = " "
+        for out in unicodedata.normalize("NFKC", ch).lower():
+            if unicodedata.category(out) in _DROP_CATEGORIES:
+                continue
+            chars.append(" " if out.isspace() or unicodedata.category(out) == "Cc" else out)
+            where.append(origin)
+    return chars, where
+
+
+def _to_simplified(chars: list[str]) -> list[str]:
+    joined = "".join(chars)
+    converted = _t2s().convert(joined)
+    if len(converted) == len(joined):
+        return list(converted)
+    # A phrase rule changed the length: convert character by character so the offset map stays exact.
+    out = []
+    for ch in chars:
+        c = _t2s().convert(ch)
+        out.append(c if len(c) == 1 else ch)
+    return out
+
+
+def _squeeze_spaces(chars: list[str], where: list[int]) -> tuple[str, tuple[int, ...]]:
+    """Collapse whitespace; drop it entirely next to Chinese text, where it is never meaningful."""
+    out: list[str] = []
+    out_where: list[int] = []
+    n = len(chars)
+    i = 0
+    while i < n:
+        if chars[i] != " ":
+            out.append(chars[i])
+            out_where.append(where[i])
+            i += 1
+            continue
+        j = i
+        while j < n and chars[j] == " ":
+            j += 1
+        before = out[-1] if out else ""
+        after = chars[j] if j < n else ""
+        if before and after and not _is_cjk(before) and not _is_cjk(after):
+            out.append(" ")
+            out_where.append(where[i])
+        i = j
+    return "".join(out), tuple(out_where)
+
+
+def _one_pass(text: str, offsets: list[int]) -> tuple[str, tuple[int, ...]]:
+    chars, where = _clean_chars(text, offsets)
+    chars = _to_simplified(chars)
+    return _squeeze_spaces(chars, where)
+
+
+def normalize(text: str) -> Normalized:
+    """Normalize ``text``; never raises, and ``normalize(normalize(t).text).text == normalize(t).text``."""
+    if not isinstance(text, str):
+        raise TypeError("normalize expects str")
+    result, offsets = _one_pass(text, list(range(len(text))))
+    # Conversions can feed each other (NFKC output that OpenCC maps again); iterate to a fixed point.
+    for _ in range(_MAX_PASSES):
+        again, again_offsets = _one_pass(result, list(offsets))
+        if again == result:
+            break
+        result, offsets = again, again_offsets
+    return Normalized(original=text, text=result, offsets=offsets)

@@ -1,0 +1,68 @@
+"""Remove personal data from text before it is written anywhere (case rows, log lines, notes).
+
+Spans are found on the normalized text (so full-width digits and spaced-out numbers are caught) and replaced
+in the original text through the offset map. Short service numbers (95xxx, 12xxx, 400/800, 106xx) are not
+personal and stay.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.core.extract import find_personal_numbers
+from bot.core.normalize import normalize
+
+PLACEHOLDERS = {"id_number": "[身份证号]", "card_number": "[银行卡号]", "mobile": "[手机号]", "name": "[姓名]"}
+
+# Words that look like a name slot but are not a person's name.
+_NOT_NAMES = {
+    "客户", "用户", "会员", "持卡人", "借款人", "老师", "朋友", "亲", "家人", "大家", "各位", "您", "你",
+    "先生", "女士", "小姐", "同学", "车主", "业主", "家长", "尊敬", "亲爱", "领导", "同事", "贵宾",
+}  # fmt: skip
+_NAME = r"[\u4e00-\u9fff·]{1,4}?"
+_NAME_PATTERNS = (
+    re.compile(r"(?:尊敬的|亲爱的|致)(" + _NAME + r")(?=先生|女士|小姐|[,，:：;；!！\s]|您好|你好)"),
+    re.compile(r"([\u4e00-\u9fff]{1,3}?)(?=先生|女士|小姐)"),
+    re.compile(r"(?:^|[\s,，:：。!！【】])([\u4e00-\u9fff]{2,3})(?=您好|你好)"),
+    re.compile(r"(?:借款人|当事人|被告|被执行人|债务人|客户|用户|申请人|被申请人)[:：]?([\u4e00-\u9fff]{2,3})(?=[,，。;；:：\s(（]|$)"),
+)
+# Characters that end a name slot on the left: "请张先生" names 张, not 请张.
+_LEFT_STOP = set("的请给您你致对向和与及是在为让叫找位各被由把将已于就都也")
+
+
+def _name_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for pattern in _NAME_PATTERNS:
+        for m in pattern.finditer(text):
+            start, end = m.span(1)
+            while start < end and text[start] in _LEFT_STOP:
+                start += 1
+            name = text[start:end]
+            if name and name not in _NOT_NAMES and not any(w in name for w in ("客户", "用户", "会员")):
+                spans.append((start, end))
+    return spans
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with ID-card, bank-card and mobile numbers and addressee names replaced."""
+    if not text:
+        return text
+    norm = normalize(text)
+    found: list[tuple[int, int, str]] = [
+        (s.start, s.end, PLACEHOLDERS[s.kind]) for s in find_personal_numbers(norm.text)
+    ]
+    found += [(a, b, PLACEHOLDERS["name"]) for a, b in _name_spans(norm.text)]
+    if not found:
+        return text
+    # Map to original spans, merge overlaps, replace right to left so earlier offsets stay valid.
+    original_spans = sorted((*norm.original_span(a, b), tag) for a, b, tag in found)
+    merged: list[list[object]] = []
+    for a, b, tag in original_spans:
+        if merged and a < merged[-1][1]:  # type: ignore[operator]
+            merged[-1][1] = max(merged[-1][1], b)  # type: ignore[call-overload]
+        else:
+            merged.append([a, b, tag])
+    out = text
+    for a, b, tag in reversed(merged):
+        out = out[: a] + str(tag) + out[b:]  # type: ignore[misc]
+    return out

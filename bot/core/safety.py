@@ -1,0 +1,16 @@
+"""The safety check that runs before anything else: words of wanting to die or to hurt oneself."""
+
+from __future__ import annotations
+
+import re
+
+# First-person despair; a collector's "你去死" is a threat handled by the signals, not this check.
+_CRISIS = re.compile(
+    r"不想活|活不下去|活不成|活着没意思|活着没意义|想死|想去死|寻死|自杀|轻生|自尽|了结自己|结束自己|结束生命|"
+    r"一死了之|一了百了|死了算了|不如死了|去死算了|跳楼|跳河|跳桥|割腕|吃安眠药|喝农药|烧炭|活够了|撑不下去了|"
+    r"没有活路|没活路|想解脱|离开这个世界"
+)
+
+
+def detect_crisis(normalized_text: str) -> bool:
+    return bool(_CRISIS.search(normalized_text))

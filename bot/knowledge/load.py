@@ -1,0 +1,231 @@
+"""Load and validate ``knowledge/`` into one immutable :class:`Knowledge` object.
+
+Every error names the file and the entry id, so an operator who edits YAML by hand knows where to look.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import re2
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bot.knowledge.models import SOURCE_REF, Platform, Signal, Source, Topic
+
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "knowledge"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class KnowledgeError(Exception):
+    """The knowledge base is invalid; ``problems`` lists every error found, each naming file and entry."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class CompiledSignal:
+    signal: Signal
+    regexes: tuple[Any, ...]  # re2 compiled patterns, same order as signal.patterns
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    topics: tuple[Topic, ...]
+    signals: tuple[CompiledSignal, ...]
+    platforms: tuple[Platform, ...]
+    sources: dict[str, Source]
+    version: str
+    warnings: tuple[str, ...] = ()
+    topic_by_id: dict[str, Topic] = field(default_factory=dict)
+    root: Path | None = None
+
+    def topic(self, topic_id: str) -> Topic:
+        return self.topic_by_id[topic_id]
+
+    @property
+    def reviewed(self) -> dt.date:
+        return max(t.reviewed for t in self.topics)
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problems.append(f"{path.name}: not valid YAML: {exc}")
+        return None
+
+
+def _entries(path: Path, data: Any, problems: list[str]) -> Iterator[dict[str, Any]]:
+    items = data if isinstance(data, list) else [data] if isinstance(data, dict) else None
+    if items is None:
+        problems.append(f"{path.name}: expected a mapping or a list of mappings")
+        return
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(f"{path.name}: entry #{index + 1} is not a mapping")
+            continue
+        yield item
+
+
+def _validate(model: type[M], path: Path, item: dict[str, Any], problems: list[str]) -> M | None:
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        entry = item.get("id", "?")
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(entry)"
+            problems.append(f"{path.name}: entry {entry!r}: {where}: {err['msg']}")
+        return None
+
+
+def _load_all(model: type[M], paths: Iterable[Path], problems: list[str]) -> list[tuple[Path, M]]:
+    loaded: list[tuple[Path, M]] = []
+    for path in paths:
+        data = _read_yaml(path, problems)
+        if data is None:
+            continue
+        for item in _entries(path, data, problems):
+            obj = _validate(model, path, item, problems)
+            if obj is not None:
+                loaded.append((path, obj))
+    return loaded
+
+
+def _no_duplicate_ids(kind: str, loaded: list[tuple[Path, Any]], problems: list[str]) -> None:
+    seen: dict[str, Path] = {}
+    for path, obj in loaded:
+        if obj.id in seen:
+            problems.append(f"{path.name}: entry {obj.id!r}: duplicate {kind} id (also in {seen[obj.id].name})")
+        seen[obj.id] = path
+
+
+def _compile_signal(path: Path, signal: Signal, problems: list[str]) -> CompiledSignal | None:
+    options = re2.Options()
+    options.log_errors = False  # errors are reported to the operator below, not to stderr by RE2
+    compiled = []
+    for pattern in signal.patterns:
+        try:
+            compiled.append(re2.compile(pattern, options))
+        except re2.error as exc:
+            problems.append(f"{path.name}: entry {signal.id!r}: pattern {pattern!r} is not valid RE2: {exc}")
+    return CompiledSignal(signal, tuple(compiled)) if len(compiled) == len(signal.patterns) else None
+
+
+def _content_hash(paths: Iterable[Path], root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def knowledge_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.yaml") if p.is_file())
+
+
+def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Knowledge:
+    """Load and validate the knowledge directory; raise :class:`KnowledgeError` listing every problem."""
+    root = Path(root or DEFAULT_DIR)
+    today = today or dt.date.today()
+    problems: list[str] = []
+    if not root.is_dir():
+        raise KnowledgeError([f"{root}: knowledge directory not found"])
+
+    topics = _load_all(Topic, sorted((root / "topics").glob("*.yaml")), problems)
+    signals = _load_all(Signal, sorted((root / "signals").glob("*.yaml")), problems)
+    platforms = _load_all(Platform, [root / "platforms.yaml"] if (root / "platforms.yaml").exists() else [], problems)
+    sources = _load_all(Source, [root / "sources.yaml"] if (root / "sources.yaml").exists() else [], problems)
+    for kind, loaded in (("topic", topics), ("signal", signals), ("platform", platforms), ("source", sources)):
+        _no_duplicate_ids(kind, loaded, problems)
+    if not topics:
+        problems.append(f"{root.name}/topics: no topics found")
+
+    source_ids = {s.id for _, s in sources}
+    topic_ids = {t.id for _, t in topics}
+
+    def check_refs(path: Path, entry: str, refs: Iterable[str]) -> None:
+        for ref in refs:
+            match = SOURCE_REF.match(ref)
+            if match and match["id"] not in source_ids:
+                problems.append(f"{path.name}: entry {entry!r}: unknown source id {match['id']!r}")
+
+    warnings: list[str] = []
+    for path, topic in topics:
+        check_refs(path, topic.id, topic.sources)
+        for channel in topic.channels:
+            check_refs(path, topic.id, channel.sources)
+        for related in topic.related:
+            if related not in topic_ids:
+                problems.append(f"{path.name}: entry {topic.id!r}: related topic {related!r} does not exist")
+        if path.stem != topic.id:
+            problems.append(f"{path.name}: entry {topic.id!r}: file name must be {topic.id}.yaml")
+        if topic.valid_until and topic.valid_until < today:
+            warnings.append(f"{path.name}: entry {topic.id!r}: valid_until {topic.valid_until} has passed")
+    for path, platform in platforms:
+        check_refs(path, platform.id, platform.sources)
+
+    compiled: list[CompiledSignal] = []
+    for path, signal in signals:
+        for topic_id in signal.topics:
+            if topic_id not in topic_ids:
+                problems.append(f"{path.name}: entry {signal.id!r}: topic {topic_id!r} does not exist")
+        cs = _compile_signal(path, signal, problems)
+        if cs is not None:
+            compiled.append(cs)
+
+    if problems:
+        raise KnowledgeError(problems)
+    topic_list = tuple(t for _, t in topics)
+    return Knowledge(
+        topics=topic_list,
+        signals=tuple(compiled),
+        platforms=tuple(p for _, p in platforms),
+        sources={s.id: s for _, s in sources},
+        version=_content_hash(knowledge_files(root), root),
+        warnings=tuple(warnings),
+        topic_by_id={t.id: t for t in topic_list},
+        root=root,
+    )
+
+
+def export_knowledge(kb: Knowledge) -> dict[str, Any]:
+    """The ``kb export --json`` document (DESIGN's command-line contract)."""
+    return {
+        "version": kb.version,
+        "topics": [
+            {
+                "id": t.id,
+                "title": t.title,
+                "examples": list(t.examples),
+                "steps": list(t.steps),
+                "sources": list(t.sources),
+                "related": list(t.related),
+                "reviewed": t.reviewed.isoformat(),
+            }
+            for t in kb.topics
+        ],
+        "signals": [
+            {
+                "id": cs.signal.id,
+                "label": cs.signal.label,
+                "verdict": cs.signal.verdict,
+                "weight": cs.signal.weight,
+                "patterns": list(cs.signal.patterns),
+            }
+            for cs in kb.signals
+        ],
+        "platforms": [
+            {"id": p.id, "name": p.name, "aliases": list(p.aliases), "company": p.company, "contact": p.contact}
+            for p in kb.platforms
+        ],
+    }
