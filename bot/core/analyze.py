@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.core.classify import classify_kind, describes_situation
+from bot.core.classify import classify_kind, is_general_question
 from bot.core.compose import compose_reply
 from bot.core.decide import decide_verdict
 from bot.core.detect import detect_signals
@@ -53,7 +53,7 @@ class Analyzer:
         entities = extract_entities(norm, self.platforms)
         hits = detect_signals(norm, self.kb.signals)
         kind = classify_kind(norm.text, entities)
-        general_question = kind == "question" and not describes_situation(norm.text)
+        general_question = kind == "question" and is_general_question(norm.text)
         decision = decide_verdict(hits, general_question=general_question)
         topics = self.matcher.match(norm.text[:MATCH_WINDOW], hits)
         reply = compose_reply(

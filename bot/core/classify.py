@@ -9,35 +9,54 @@ from bot.core.extract import Entities
 _QUESTION_END = re.compile(r"(?:[?？]|[吗嘛么呢吧啊呀][?？!！。.~～]*)\s*$")
 _QUESTION_WORDS = re.compile(
     r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|有没有|"
-    r"要不要|该不该|该怎么|有用吗|靠谱吗|正常吗|多久|多少|哪里|在哪|谁|什么|为什么|为啥|吗[?？]?$"
+    r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|多久|多少|哪里|在哪|为什么|为啥|真的吗|是真的|是假的"
 )
-_FIRST_PERSON = re.compile(r"^我|我(?:的|欠|借|逾期|收到|接到|被|现在|该|想|能|会|要|老公|老婆|爸|妈|家)")
+# The asker speaking of themselves ("我欠了…", "催收说我…"); collectors say 我司/我方/我们 instead.
+_NARRATOR = re.compile(r"我(?![们司方行院所处部])")
 _SMS_MARKERS = re.compile(
-    r"尊敬的|您的|您好|贵方|本人|我司|本司|本院|我行|本行|本机构|特此|通知|退订|回复td|拒收|详询|客服|"
-    r"请于|请在|请尽快|逾期|欠款|账单|应还|到期|截止|工作人员|专员|【|】"
+    r"尊敬的|您的|贵方|本人|我司|本司|本院|我行|本行|我方|本机构|特此|通知|退订|回复td|拒收|详询|"
+    r"请于|请在|请尽快|请您|欠款|应还|截止|工作人员|专员|【|】"
 )
+_DOMAIN = re.compile(
+    r"催|欠|还款|还钱|逾期|借|贷|征信|信用|法院|起诉|诉讼|传票|案号|立案|仲裁|调解|律师|法务|短信|电话|通讯录|上门|"
+    r"外访|骗|转账|账户|冻结|失信|限高|坐牢|报警|投诉|利息|罚息|分期|协商|花呗|白条|信用卡|银行|网贷|债|担保|"
+    r"不想活|想死|自杀|活不下去"
+)
+_ADDRESSEE = re.compile(r"[你您]")
+_SENTENCE_END = re.compile(r"[。！？!?；;]+")
 _SITUATION = re.compile(
-    r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|短信说|电话说|说要|说我|"
-    r"说会|说已|让我|叫我|要我|逼我|威胁|骂我|吓我|天天|一直打|打给|打到|找我|找到|上门了|来家|通知我|告诉我"
+    r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
+    r"让我|叫我|要我|逼我|帮我|给我|威胁|骂我|吓我|天天|一直打|打给|打到|找我|找到|上门了|来家|通知我|告诉我|"
+    r"(?:催收|客服|中介|平台|银行|法院|律师|短信|电话|他|她|对方|网贷|花呗|借呗|贷款)[^，。]{0,4}说"
 )
 
 
 def classify_kind(text: str, entities: Entities) -> str:
-    """``"question"`` for a typed question, ``"sms"`` for a forwarded message (the default)."""
+    """``"question"`` for a typed question or a user's own account, ``"sms"`` for a forwarded message."""
     stripped = text.strip()
     if not stripped:
         return "sms"
-    question = 0
-    question += 2 if _QUESTION_END.search(stripped) else 0
+    question = 2 * bool(_QUESTION_END.search(stripped))
     question += min(2, len(_QUESTION_WORDS.findall(stripped)))
-    question += 1 if _FIRST_PERSON.search(stripped) else 0
+    narrator = bool(_NARRATOR.search(stripped))
+    question += 2 * narrator + bool(_SITUATION.search(stripped))
+    if question == 2 * narrator + bool(_SITUATION.search(stripped)) and not narrator:
+        return "sms"  # no question form and nobody speaking of themselves: a forwarded message
+    if question == 0 or not _DOMAIN.search(stripped):
+        # A question to this bot is about debts, collection, courts or scams; other chat is a forwarded message.
+        return "sms"
     sms = len(_SMS_MARKERS.findall(stripped))
     sms += 2 * bool(entities.senders) + bool(entities.urls) + bool(entities.amounts) + bool(entities.case_numbers)
     sms += bool(entities.phones) + bool(entities.dates)
-    sms += 1 if len(stripped) > 80 else 0
-    return "question" if question > sms else "sms"
+    # People type short questions; forwarded messages run long, hold several sentences, address "你/您".
+    sms += (len(stripped) > 50) + (len(stripped) > 80) + (len(stripped) > 140)
+    sms += len(_SENTENCE_END.findall(stripped)) >= 3
+    sms += len(_ADDRESSEE.findall(stripped)) >= 2
+    return "question" if question > sms or (narrator and question == sms) else "sms"
 
 
-def describes_situation(text: str) -> bool:
-    """Whether a question tells what happened to the asker ("他们说要爆我通讯录"), not a general question."""
-    return bool(_SITUATION.search(text))
+def is_general_question(text: str) -> bool:
+    """A question in form ("…合法吗") that tells nothing that happened to the asker ("他们说要爆我通讯录")."""
+    stripped = text.strip()
+    asks = bool(_QUESTION_END.search(stripped) or _QUESTION_WORDS.search(stripped))
+    return asks and not _SITUATION.search(stripped)

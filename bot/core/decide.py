@@ -12,6 +12,7 @@ from bot.knowledge.models import VERDICT_ORDER
 
 # A verdict holds when its combined signal strength reaches this; below it the hits are only hints.
 PRESENT = 0.5
+ADVICE_DAMPING = 0.6
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ def combined_scores(hits: Iterable[SignalHit]) -> dict[str, float]:
 
 def decide_verdict(hits: Iterable[SignalHit], *, general_question: bool = False) -> Decision:
     scores = combined_scores(hits)
+    # "unrelated" signals are official advice ("凡是要求转账到安全账户的都是诈骗"): they quote scam words
+    # without asking anything of the reader, so they damp every other verdict.
+    advice = scores.pop("unrelated", 0.0)
+    if advice:
+        scores = {v: s * (1.0 - ADVICE_DAMPING * advice) for v, s in scores.items()}
     present = [v for v in VERDICT_ORDER if scores.get(v, 0.0) >= PRESENT]
     # A real court never asks for a transfer, threatens or accuses by SMS: those disqualify legal_notice.
     if "legal_notice" in present and ({"scam", "illegal_collection"} & set(present)):
@@ -56,4 +62,4 @@ def _compatible(headline: str, other: str) -> bool:
     """Verdicts that naturally stand together and so do not make the headline less certain."""
     if headline in ("scam", "illegal_collection", "pressure") and other in ("pressure", "reminder"):
         return True
-    return headline == "legal_notice" and other == "reminder"
+    return headline == "legal_notice" and other in ("pressure", "reminder")

@@ -1,0 +1,202 @@
+"""``smsguard``: the one command-line entry point. It builds settings, knowledge, store and service once and
+hands them to the command; commands themselves stay small.
+
+Exit codes: 0 success, 1 refused or invalid request (one line on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from pydantic import ValidationError
+
+from bot import __version__
+from bot.knowledge import DEFAULT_DIR, Knowledge, KnowledgeError, export_knowledge, load_knowledge
+from bot.settings import Settings
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def build_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"invalid setting {'.'.join(str(p) for p in first['loc'])}: {first['msg']}")
+
+
+def build_knowledge(root: Path | None) -> Knowledge:
+    try:
+        return load_knowledge(root)
+    except KnowledgeError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        fail(f"knowledge base invalid ({len(exc.problems)} problem(s))")
+
+
+def build_analyzer(kb_dir: Path | None):
+    from bot.core import Analyzer
+
+    return Analyzer(build_knowledge(kb_dir))
+
+
+def build_service(settings: Settings, kb_dir: Path | None, warm: bool = True):
+    from bot.service import Service
+    from bot.store import CaseStore
+
+    analyzer = build_analyzer(kb_dir)
+    if warm:
+        analyzer.warm_up()
+    try:
+        store = CaseStore(settings.SMSGUARD_DB, settings.user_hash_key(), settings.STORE_RAW_TEXT)
+    except OSError as exc:
+        fail(f"cannot open the case database {settings.SMSGUARD_DB}: {exc.strerror or exc}")
+    return Service(
+        analyzer,
+        store,
+        user_rate_limit=settings.USER_RATE_LIMIT,
+        raw_text_ttl_minutes=settings.RAW_TEXT_TTL_MINUTES,
+    )
+
+
+kb_dir_option = click.option(
+    "--kb-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Knowledge directory (default: {DEFAULT_DIR}).",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="smsguard")
+def main() -> None:
+    """催收短信鉴别助手 Collection-SMS Guard: judge debt-collection SMS and answer questions."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@kb_dir_option
+def chat(kb_dir: Path | None) -> None:
+    """Console chat. Piped: one message per line, each reply followed by an empty line."""
+    from bot.adapters.console import run_console
+
+    service = build_service(build_settings(), kb_dir)
+    sys.exit(run_console(service, sys.stdin, sys.stdout))
+
+
+@main.command()
+@kb_dir_option
+@click.pass_context
+def run(ctx: click.Context, kb_dir: Path | None) -> None:
+    """Start the bot: Telegram when TELEGRAM_BOT_TOKEN is set, otherwise the console chat."""
+    settings = build_settings()
+    if settings.TELEGRAM_BOT_TOKEN is not None:
+        telegram = main.get_command(ctx, "telegram")
+        if telegram is None:
+            fail("TELEGRAM_BOT_TOKEN is set but this build has no Telegram channel yet; unset it for the console")
+        ctx.invoke(telegram, kb_dir=kb_dir)
+        return
+    ctx.invoke(chat, kb_dir=kb_dir)
+
+
+def _check_one(analyzer: Any, text: str) -> dict[str, Any]:
+    return analyzer.analyze(text).as_dict()
+
+
+def _check_jsonl(analyzer: Any) -> None:
+    for number, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise ValueError("expected an object with a string 'text'")
+        except ValueError as exc:
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            click.echo(json.dumps({"error": f"line {number}: {msg}"}, ensure_ascii=False))
+            continue
+        result = _check_one(analyzer, obj["text"])
+        if "id" in obj:
+            result = {"id": obj["id"], **result}
+        click.echo(json.dumps(result, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--jsonl", is_flag=True, help='Read {"text", "id"?} lines from stdin, print one result per line.')
+@kb_dir_option
+def check(text: str | None, as_json: bool, jsonl: bool, kb_dir: Path | None) -> None:
+    """Print the reply a user would see for TEXT (cases are not logged)."""
+    if jsonl and text is not None:
+        raise click.UsageError("give either TEXT or --jsonl, not both")
+    if not jsonl and text is None:
+        raise click.UsageError("missing TEXT (use '' for an empty message, or --jsonl to read stdin)")
+    analyzer = build_analyzer(kb_dir)
+    if jsonl:
+        _check_jsonl(analyzer)
+        return
+    assert text is not None
+    analysis = analyzer.analyze(text)
+    if as_json:
+        click.echo(json.dumps(analysis.as_dict(), ensure_ascii=False))
+    else:
+        click.echo(analysis.reply.as_text())
+
+
+@main.group()
+def kb() -> None:
+    """Validate and export the knowledge base."""
+
+
+@kb.command("check")
+@kb_dir_option
+def kb_check(kb_dir: Path | None) -> None:
+    """Validate knowledge/ (exit 1 on errors; warnings for passed valid_until dates)."""
+    knowledge = build_knowledge(kb_dir)
+    for warning in knowledge.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"ok: {len(knowledge.topics)} topics, {len(knowledge.signals)} signals, "
+        f"{len(knowledge.platforms)} platforms, {len(knowledge.sources)} sources; version {knowledge.version}"
+    )
+
+
+@kb.command("export")
+@click.option("--json", "as_json", is_flag=True, required=True, help="Print the knowledge base as JSON.")
+@kb_dir_option
+def kb_export(as_json: bool, kb_dir: Path | None) -> None:
+    """Print the knowledge base as one JSON document."""
+    click.echo(json.dumps(export_knowledge(build_knowledge(kb_dir)), ensure_ascii=False, indent=1))
+
+
+@main.command("eval")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+@kb_dir_option
+def eval_(file: Path, as_json: bool, kb_dir: Path | None) -> None:
+    """Score a labelled JSONL file of messages ("accept") and/or questions ("topics")."""
+    from bot.evaluate import EvalFileError, evaluate, format_report, parse_rows
+
+    try:
+        rows = parse_rows(file.read_text(encoding="utf-8").splitlines())
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    except (EvalFileError, UnicodeDecodeError) as exc:
+        fail(f"{file}: {exc}")
+    analyzer = build_analyzer(kb_dir)
+    analyzer.warm_up()  # measure per-message latency, not the one-off dictionary load
+    report = evaluate(rows, analyzer.analyze)
+    if as_json:
+        report.pop("misses")
+        click.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        click.echo(format_report(report))

@@ -1,0 +1,156 @@
+"""``handle(incoming) -> outgoing``: the one place where the analysis core and the case store meet.
+
+Adapters (console, Telegram, WeChat) turn platform messages into :class:`Incoming` and render the
+:class:`Outgoing` they get back; they never call the core or the store themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from bot.core import Analysis, Analyzer, Reply
+from bot.core.normalize import normalize
+from bot.store import CaseStore, NewCase
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 20000  # longer input is analysed in full but only this much is stored
+RATE_WINDOW_SECONDS = 60.0
+
+EMPTY_REPLY = "请把收到的短信全文粘贴或转发给我，或者直接提问，比如“上门催收合法吗”。"
+THROTTLED_NOTICE = "你发得有点快，我先处理前面的消息。请一分钟后再发，内容不会丢失。"
+_FOLLOW_UP_DETAILS = re.compile(r"^(详细|详情|更多|展开|具体说说|详细点|详细说说)[。!！?？]*$")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    channel: str  # "console" | "telegram" | "wechat"
+    user_id: str
+    chat_id: str
+    text: str
+    message_id: str | None = None  # for de-duplicating redelivered messages
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    text: str  # plain-text rendering; adapters may render ``reply`` richer
+    reply: Reply | None = None
+    analysis: Analysis | None = None
+    case_id: int | None = None
+    duplicate: bool = False
+
+
+@dataclass
+class _Recent:
+    """The chat's last analysed case, kept in memory only (raw text never touches disk by default)."""
+
+    case_id: int | None
+    analysis: Analysis
+    text: str
+    at: float
+
+
+@dataclass
+class _RateState:
+    times: deque[float] = field(default_factory=deque)
+    notified_window_start: float = -1.0
+
+
+class Service:
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        store: CaseStore,
+        *,
+        user_rate_limit: int = 10,
+        raw_text_ttl_minutes: int = 1440,
+        clock=time.monotonic,
+    ):
+        self.analyzer = analyzer
+        self.store = store
+        self._limit = user_rate_limit
+        self._ttl = raw_text_ttl_minutes * 60.0
+        self._clock = clock
+        self._rates: dict[str, _RateState] = {}
+        self._recent: dict[str, _Recent] = {}
+        self._lock = threading.Lock()
+
+    def handle(self, incoming: Incoming) -> Outgoing | None:
+        """Answer one message. ``None`` means: logged, deliberately not answered (throttled)."""
+        text = incoming.text if isinstance(incoming.text, str) else ""
+        verdict_on_rate = self._check_rate(incoming.user_id)
+        if verdict_on_rate != "ok":
+            self._log(incoming, text, None, throttled=True)
+            return Outgoing(THROTTLED_NOTICE) if verdict_on_rate == "notify" else None
+        if not normalize(text[:200]).text:
+            return Outgoing(EMPTY_REPLY)
+        follow_up = self._follow_up(incoming.chat_id, normalize(text).text)
+        if follow_up is not None:
+            return follow_up
+        analysis = self.analyzer.analyze(text)
+        case_id = self._log(incoming, text, analysis)
+        if case_id is None and incoming.message_id is not None:
+            return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, None, duplicate=True)
+        with self._lock:
+            self._recent[incoming.chat_id] = _Recent(case_id, analysis, text, self._clock())
+        return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, case_id)
+
+    def _log(self, incoming: Incoming, text: str, analysis: Analysis | None, throttled: bool = False) -> int | None:
+        key = None
+        if incoming.message_id is not None:
+            key = self.store.message_key(incoming.channel, incoming.chat_id, incoming.message_id)
+        case = NewCase(incoming.channel, incoming.user_id, text[:MAX_TEXT_CHARS], analysis, key, throttled)
+        case_id = self.store.log_case(case)
+        log.info(
+            "case=%s channel=%s verdict=%s throttled=%s ms=%s",
+            case_id,
+            incoming.channel,
+            analysis.verdict if analysis else "-",
+            throttled,
+            analysis.timings_ms.get("analyze") if analysis else "-",
+        )
+        return case_id
+
+    def _check_rate(self, user_id: str) -> str:
+        """"ok", "notify" (first message over the limit in this window) or "drop"."""
+        now = self._clock()
+        with self._lock:
+            state = self._rates.setdefault(user_id, _RateState())
+            while state.times and now - state.times[0] >= RATE_WINDOW_SECONDS:
+                state.times.popleft()
+            if len(state.times) < self._limit:
+                state.times.append(now)
+                return "ok"
+            window_start = state.times[0]
+            if state.notified_window_start == window_start:
+                return "drop"
+            state.notified_window_start = window_start
+            return "notify"
+
+    def recent(self, chat_id: str) -> _Recent | None:
+        with self._lock:
+            item = self._recent.get(chat_id)
+            if item is not None and self._clock() - item.at > self._ttl:
+                del self._recent[chat_id]  # past RAW_TEXT_TTL_MINUTES: forget the raw text
+                return None
+            return item
+
+    def _follow_up(self, chat_id: str, normalized: str) -> Outgoing | None:
+        if not _FOLLOW_UP_DETAILS.match(normalized):
+            return None
+        item = self.recent(chat_id)
+        if item is None:
+            return Outgoing("我这里没有你最近的消息了（为保护隐私，原文只在内存里保留一段时间）。请重新粘贴短信全文。")
+        details = item.analysis.reply.details or "这条消息没有更多说明了。"
+        return Outgoing(details, None, item.analysis, item.case_id)
+
+    def forget_user(self, user_id: str, chat_id: str | None = None) -> int:
+        with self._lock:
+            if chat_id is not None:
+                self._recent.pop(chat_id, None)
+        return self.store.delete_user_cases(user_id)

@@ -1,0 +1,165 @@
+"""The case log: one row per case in the SQLite table ``cases``, personal data redacted before writing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot.core import Analysis
+from bot.core.redact import redact
+from bot.store.migrations import migrations
+
+# Entity lists that may carry personal numbers; each value is redacted like free text.
+_ENTITY_TEXT_KEYS = ("senders", "phones", "urls", "amounts", "dates", "case_numbers")
+CASE_FIELDS = (
+    "id",
+    "created_at",
+    "channel",
+    "kind",
+    "verdict",
+    "confidence",
+    "text",
+    "signals",
+    "topics",
+    "feedback",
+    "label",
+    "note",
+    "throttled",
+    "kb_version",
+)
+
+
+def keyed_hash(key: bytes, value: str) -> str:
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class NewCase:
+    channel: str
+    user_id: str
+    text: str  # original text; redacted here before it is written
+    analysis: Analysis | None  # None for throttled messages that were not analysed
+    message_key: str | None = None
+    throttled: bool = False
+
+
+class CaseStore:
+    """sqlite-utils on one file; one connection per thread (SQLite connections must not be shared)."""
+
+    def __init__(self, path: Path | str, user_key: bytes, store_raw_text: bool = False):
+        self.path = Path(path)
+        self._key = user_key
+        self._store_raw = store_raw_text
+        self._local = threading.local()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        migrations.apply(self.db)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted cases are overwritten, not left in free pages
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+    def user_hash(self, user_id: str) -> str:
+        return keyed_hash(self._key, user_id)
+
+    def message_key(self, channel: str, chat_id: str, message_id: str) -> str:
+        return keyed_hash(self._key, f"{channel}:{chat_id}:{message_id}")
+
+    def log_case(self, case: NewCase) -> int | None:
+        """Write one case; returns its id, or None when ``message_key`` was already logged."""
+        row = self._row(case)
+        try:
+            with self.db.conn:
+                table = self.db.table("cases")
+                table.insert(row)
+                return int(table.last_pk)  # type: ignore[arg-type]
+        except sqlite3.IntegrityError:
+            if case.message_key is None:
+                raise
+            return None
+
+    def _row(self, case: NewCase) -> dict[str, Any]:
+        a = case.analysis
+        row: dict[str, Any] = {
+            "created_at": utc_now(),
+            "channel": case.channel,
+            "user_hash": self.user_hash(case.user_id),
+            "message_key": case.message_key,
+            "text": redact(case.text),
+            "raw_text": case.text if self._store_raw else None,
+            "throttled": int(case.throttled),
+            "kind": a.kind if a else "sms",
+            "verdict": a.verdict if a else "unrelated",
+            "confidence": a.confidence if a else None,
+        }
+        if a is not None:
+            entities = a.entities.as_dict()
+            for key in _ENTITY_TEXT_KEYS:
+                entities[key] = [redact(v) for v in entities[key]]  # type: ignore[attr-defined]
+            row |= {
+                "signals": json.dumps(
+                    [h.as_dict() | {"evidence": redact(h.evidence)} for h in a.signals], ensure_ascii=False
+                ),
+                "topics": json.dumps([t.as_dict() for t in a.topics], ensure_ascii=False),
+                "entities": json.dumps(entities, ensure_ascii=False),
+                "platforms": json.dumps(list(a.entities.platforms)),
+                "reply": redact(a.reply.as_text()),
+                "crisis": int(a.crisis),
+                "kb_version": a.kb_version,
+                "analysis_ms": a.timings_ms.get("analyze"),
+            }
+        return row
+
+    def get_case(self, case_id: int) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM cases WHERE id = ?", [case_id]))
+        return case_json(rows[0]) if rows else None
+
+    def set_feedback(self, case_id: int, feedback: str) -> bool:
+        with self.db.conn:
+            cur = self.db.execute("UPDATE cases SET feedback = ? WHERE id = ?", [feedback, case_id])
+        return cur.rowcount > 0
+
+    def delete_user_cases(self, user_id: str) -> int:
+        with self.db.conn:
+            cur = self.db.execute("DELETE FROM cases WHERE user_hash = ?", [self.user_hash(user_id)])
+        return cur.rowcount
+
+    def count(self) -> int:
+        return self.db.table("cases").count
+
+
+def case_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as DESIGN's case object (JSON columns decoded, only the contract's keys)."""
+    out = {key: row.get(key) for key in CASE_FIELDS}
+    for key in ("signals", "topics"):
+        out[key] = json.loads(out[key]) if out[key] else []
+    out["throttled"] = bool(out["throttled"])
+    return out
