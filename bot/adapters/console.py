@@ -28,12 +28,17 @@ def _user_id() -> str:
         return "console"
 
 
+def compact(text: str) -> str:
+    """No empty lines inside a reply, so that the empty line after it marks its end for other programs."""
+    return "\n".join(line for line in text.splitlines() if line.strip())
+
+
 def run_piped(service: Service, stdin: TextIO, stdout: TextIO) -> int:
     user = _user_id()
     for line in stdin:
         out = service.handle(Incoming("console", user, "console", line.rstrip("\r\n")))
         if out is not None:
-            stdout.write(out.text + "\n\n")
+            stdout.write(compact(out.text) + "\n\n")
             stdout.flush()
     return 0
 

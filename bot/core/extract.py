@@ -22,10 +22,10 @@ LANDLINE = re.compile(_NOT_DIGIT_BEFORE + r"0[1-9][0-9]{1,2}-?[2-9][0-9]{6,7}" +
 SERVICE_NUMBER = re.compile(
     _NOT_DIGIT_BEFORE
     + r"(?:95[0-9]{3,4}|96[0-9]{3}|12[0-9]{3}|10[0-9]{3}|106[0-9]{5,17}|[48]00-?[0-9]{3}-?[0-9]{4})"
-    + r"(?![0-9元块万号年月日,.])"
+    + r"(?![0-9元块万号年月日]|[,.][0-9])"
 )
 URL = re.compile(
-    r"(?:https?://|www\.)[^\s\u3000-\u303f\uff00-\uffef，。！？、；：“”‘’（）【】《》]+"
+    r"(?:https?://|www\.)[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef，。！？、；：“”‘’（）【】《》]+"
     r"|(?<![a-z0-9@.])[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*"
     r"\.(?:com|cn|net|org|cc|top|vip|xyz|me|ly|io|co|info|app|link|club|site|shop|tk|ml|im|tv|in|ink|pub)"
     r"(?:/[a-z0-9/_\-.?=&%#]*)?(?![a-z0-9])"

@@ -24,8 +24,9 @@ _NAME_PATTERNS = (
     re.compile(r"(?:尊敬的|亲爱的|致)(" + _NAME + r")(?=先生|女士|小姐|[,，:：;；!！\s]|您好|你好)"),
     re.compile(r"([\u4e00-\u9fff]{1,3}?)(?=先生|女士|小姐)"),
     re.compile(r"(?:^|[\s,，:：。!！【】])([\u4e00-\u9fff]{2,3})(?=您好|你好)"),
-    re.compile(r"(?:借款人|当事人|被告|被执行人|债务人|客户|用户|申请人|被申请人)[:：]?([\u4e00-\u9fff]{2,3})(?=[,，。;；:：\s(（]|$)"),
+    re.compile(r"(?:借款人|当事人|被告|被执行人|债务人|客户|用户|申请人|被申请人|姓名|户名)[:：]([\u4e00-\u9fff]{2,3})(?=[,，。;；:：\s(（]|$)"),
 )
+_NOT_IN_NAMES = ("客户", "用户", "会员", "您好", "你好")
 # Characters that end a name slot on the left: "请张先生" names 张, not 请张.
 _LEFT_STOP = set("的请给您你致对向和与及是在为让叫找位各被由把将已于就都也")
 
@@ -38,7 +39,7 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
             while start < end and text[start] in _LEFT_STOP:
                 start += 1
             name = text[start:end]
-            if name and name not in _NOT_NAMES and not any(w in name for w in ("客户", "用户", "会员")):
+            if name and name not in _NOT_NAMES and not any(w in name for w in _NOT_IN_NAMES):
                 spans.append((start, end))
     return spans
 

@@ -1,0 +1,35 @@
+"""The console chat, piped, as ``printf '...' | make run`` would drive it; cases land in SQLite."""
+
+import sqlite3
+
+from tests.helpers import run_cli
+
+
+def test_piped_chat_answers_each_line_and_logs_cases(tmp_path):
+    db = tmp_path / "cases.db"
+    stdin = "再不还钱就爆你通讯录\n上门催收合法吗\n\n详细\n"
+    proc = run_cli("chat", stdin=stdin, env={"SMSGUARD_DB": str(db)})
+    assert proc.returncode == 0, proc.stderr
+    replies = proc.stdout[:-2].split("\n\n")  # each reply is followed by one empty line, none inside
+    assert "违法催收" in proc.stdout
+    assert proc.stdout.endswith("\n\n")
+    assert "催收短信鉴别助手" not in proc.stdout.splitlines()[0]  # no banner when piped
+    assert len(replies) == 4  # the empty line is a message too: it gets a hint
+    assert "详细" not in replies[3] and "民法典" in replies[3] or len(replies[3]) > 100
+    rows = sqlite3.connect(db).execute("SELECT channel, verdict, kind FROM cases ORDER BY id").fetchall()
+    assert rows == [("console", "illegal_collection", "sms"), ("console", "unrelated", "question")]
+    assert (tmp_path / "smsguard.secret").exists()
+
+
+def test_run_without_token_starts_the_console(tmp_path):
+    proc = run_cli("run", stdin="晚上一起吃火锅吗？\n", env={"SMSGUARD_DB": str(tmp_path / "c.db")})
+    assert proc.returncode == 0, proc.stderr
+    assert "未发现" in proc.stdout
+
+
+def test_unwritable_database_is_one_clear_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = run_cli("chat", stdin="hi\n", env={"SMSGUARD_DB": str(blocker / "sub" / "cases.db")})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "error:" in proc.stderr

@@ -1,0 +1,114 @@
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.knowledge import DEFAULT_DIR, KnowledgeError, export_knowledge, load_knowledge
+
+REQUIRED_TOPICS = {
+    "home-visit", "lawsuit-threat", "court-sms-verify", "arbitration", "lawyer-letter", "pre-suit-mediation",
+    "criminal-threat", "contacts-harassment", "hometown-letter", "threats-insults", "collection-rules",
+    "harassing-calls", "freeze-assets", "dishonest-list", "credit-report", "negotiate", "credit-card-installment",
+    "interest-fees", "overdue-basics", "statute-limitations", "debt-transfer", "family-liability", "unknown-debt",
+    "verify-official", "legit-reminder", "complaint-channels", "huabei-jiebei", "scam-cancel-account",
+    "scam-credit-repair", "scam-transfer-personal", "scam-unfreeze-fee", "scam-fake-authority",
+    "anti-collection-agency", "crisis-support",
+}  # fmt: skip
+
+
+@pytest.fixture
+def kb_copy(tmp_path: Path) -> Path:
+    root = tmp_path / "knowledge"
+    shutil.copytree(DEFAULT_DIR, root)
+    return root
+
+
+def _edit_yaml(path: Path, change) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+
+
+def _problems(root: Path) -> list[str]:
+    with pytest.raises(KnowledgeError) as info:
+        load_knowledge(root)
+    return info.value.problems
+
+
+def test_the_shipped_knowledge_base_loads(kb):
+    assert REQUIRED_TOPICS <= {t.id for t in kb.topics}
+    assert {cs.signal.verdict for cs in kb.signals} >= {
+        "scam", "illegal_collection", "pressure", "legal_notice", "reminder"
+    }  # fmt: skip
+
+
+def test_a_non_re2_pattern_is_refused_with_file_and_entry(kb_copy):
+    # A backreference is valid for Python's re but not RE2: it could backtrack, so the loader refuses it.
+    _edit_yaml(kb_copy / "signals" / "scam.yaml", lambda d: d[0]["patterns"].append(r"(催)\1"))
+    problems = _problems(kb_copy)
+    assert any("scam.yaml" in p and "scam.safe-account" in p and "RE2" in p for p in problems)
+
+
+def test_unknown_key_names_file_and_entry(kb_copy):
+    _edit_yaml(kb_copy / "topics" / "home-visit.yaml", lambda d: d.update(anwser="typo"))
+    problems = _problems(kb_copy)
+    assert any("home-visit.yaml" in p and "'home-visit'" in p and "anwser" in p for p in problems)
+
+
+def test_too_few_steps_and_unknown_related_topic(kb_copy):
+    _edit_yaml(kb_copy / "topics" / "arbitration.yaml", lambda d: d.update(steps=d["steps"][:2]))
+    _edit_yaml(kb_copy / "topics" / "home-visit.yaml", lambda d: d.update(related=["no-such-topic"]))
+    problems = _problems(kb_copy)
+    assert any("arbitration.yaml" in p and "steps" in p for p in problems)
+    assert any("no-such-topic" in p for p in problems)
+
+
+def test_unknown_source_id_is_an_error(kb_copy):
+    _edit_yaml(kb_copy / "topics" / "arbitration.yaml", lambda d: d.update(sources=["W999 第1条"]))
+    assert any("W999" in p and "arbitration.yaml" in p for p in _problems(kb_copy))
+
+
+def test_broken_yaml_names_the_file(kb_copy):
+    (kb_copy / "signals" / "broken.yaml").write_text("- id: [unclosed\n", encoding="utf-8")
+    assert any(p.startswith("broken.yaml") for p in _problems(kb_copy))
+
+
+def test_duplicate_signal_id(kb_copy):
+    path = kb_copy / "signals" / "scam.yaml"
+    _edit_yaml(path, lambda d: d.append(dict(d[0])))
+    assert any("duplicate" in p and "scam.safe-account" in p for p in _problems(kb_copy))
+
+
+def test_version_is_a_content_hash(kb_copy):
+    before = load_knowledge(kb_copy).version
+    assert load_knowledge(kb_copy).version == before
+    _edit_yaml(kb_copy / "topics" / "arbitration.yaml", lambda d: d["questions"].append("仲裁短信怎么查"))
+    assert load_knowledge(kb_copy).version != before
+
+
+def test_passed_valid_until_is_a_warning_not_an_error(kb_copy):
+    _edit_yaml(kb_copy / "topics" / "arbitration.yaml", lambda d: d.update(valid_until="2020-01-01"))
+    kb = load_knowledge(kb_copy, today=dt.date(2026, 11, 28))
+    assert any("arbitration" in w and "valid_until" in w for w in kb.warnings)
+
+
+def test_export_has_the_contract_keys(kb):
+    doc = export_knowledge(kb)
+    assert set(doc) == {"version", "topics", "signals", "platforms"}
+    topic = doc["topics"][0]
+    assert set(topic) == {"id", "title", "examples", "steps", "sources", "related", "reviewed"}
+    assert set(doc["signals"][0]) == {"id", "label", "verdict", "weight", "patterns"}
+    if doc["platforms"]:
+        assert set(doc["platforms"][0]) == {"id", "name", "aliases", "company", "contact"}
+
+
+def test_every_signal_fires_on_its_own_examples(kb, analyzer):
+    from bot.core.detect import detect_signals
+    from bot.core.normalize import normalize
+
+    for compiled in kb.signals:
+        for example in compiled.signal.examples:
+            fired = {h.id for h in detect_signals(normalize(example), [compiled])}
+            assert compiled.signal.id in fired, (compiled.signal.id, example)

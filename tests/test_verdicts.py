@@ -1,0 +1,82 @@
+"""Table-driven verdicts: tests/data/verdict_cases.yaml, written apart from the knowledge base.
+
+Every bug found adds a row there.
+"""
+
+import pytest
+
+from tests.helpers import verdict_cases
+
+CASES = verdict_cases()
+
+
+def test_the_table_covers_every_verdict_well():
+    counts = {}
+    for case in CASES:
+        counts[case["verdict"]] = counts.get(case["verdict"], 0) + 1
+    assert len(CASES) >= 40
+    assert set(counts) == {"scam", "illegal_collection", "pressure", "legal_notice", "reminder", "unrelated"}
+    assert min(counts.values()) >= 5
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{i:03d}-{c['verdict']}" for i, c in enumerate(CASES)])
+def test_verdict(analyzer, case):
+    result = analyzer.analyze(case["text"])
+    assert result.verdict == case["verdict"], [h.id for h in result.signals]
+    assert result.kind == case.get("kind", "sms")
+
+
+def test_evidence_is_a_substring_of_the_original(analyzer):
+    for case in CASES:
+        result = analyzer.analyze(case["text"])
+        for hit in result.signals:
+            assert hit.evidence and hit.evidence in case["text"], (hit.id, hit.evidence)
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("他们说要爆我通讯录", "illegal_collection"),
+        ("上门催收合法吗", "unrelated"),
+        ("律师函短信是真的吗", "unrelated"),
+        ("会坐牢吗", "unrelated"),
+    ],
+)
+def test_questions_get_the_verdict_of_the_situation_they_describe(analyzer, text, verdict):
+    result = analyzer.analyze(text)
+    assert result.kind == "question"
+    assert result.verdict == verdict
+
+
+def test_general_question_leads_with_the_answer(analyzer):
+    result = analyzer.analyze("上门催收合法吗")
+    assert result.reply.headline is None
+    assert result.reply.answer
+    assert result.topics and result.topics[0].id == "home-visit"
+
+
+def test_a_real_court_never_asks_for_money(analyzer):
+    text = "【12368】(2026)京0105民初23145号案件已立案，请于今日将诉讼费转入指定账户，否则强制执行。"
+    result = analyzer.analyze(text)
+    assert result.verdict == "scam"
+    assert "legal_notice" not in result.alternatives
+
+
+def test_official_anti_fraud_advice_is_not_a_scam(analyzer):
+    result = analyzer.analyze("【国家反诈中心】凡是要求你把钱转入安全账户的，都是诈骗！")
+    assert result.verdict == "unrelated"
+
+
+def test_crisis_is_answered_first_and_verdict_stays_that_of_the_content(analyzer):
+    result = analyzer.analyze("催收天天打电话骂我，还说要爆我通讯录，我真的不想活了")
+    assert result.crisis
+    assert result.verdict == "illegal_collection"
+    text = result.reply.as_text()
+    assert text.startswith("💛")
+    assert "12356" in text
+
+
+def test_empty_and_garbage_input(analyzer):
+    for text in ["", "   ", "\x00\x01", "😀" * 500, "\ud800abc"]:
+        result = analyzer.analyze(text)
+        assert result.verdict == "unrelated"
