@@ -101,7 +101,9 @@ def run(ctx: click.Context, kb_dir: Path | None) -> None:
     if settings.TELEGRAM_BOT_TOKEN is not None:
         telegram = main.get_command(ctx, "telegram")
         if telegram is None:
-            fail("TELEGRAM_BOT_TOKEN is set but this build has no Telegram channel yet; unset it for the console")
+            fail(
+                "TELEGRAM_BOT_TOKEN is set but this build has no Telegram channel yet; unset it for the console"
+            )
         ctx.invoke(telegram, kb_dir=kb_dir)
         return
     ctx.invoke(chat, kb_dir=kb_dir)
@@ -132,7 +134,9 @@ def _check_jsonl(analyzer: Any) -> None:
 @main.command()
 @click.argument("text", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--jsonl", is_flag=True, help='Read {"text", "id"?} lines from stdin, print one result per line.')
+@click.option(
+    "--jsonl", is_flag=True, help='Read {"text", "id"?} lines from stdin, print one result per line.'
+)
 @kb_dir_option
 def check(text: str | None, as_json: bool, jsonl: bool, kb_dir: Path | None) -> None:
     """Print the reply a user would see for TEXT (cases are not logged)."""

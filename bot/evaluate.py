@@ -40,7 +40,9 @@ def parse_rows(lines: Iterable[str]) -> list[Row]:
         if accept is None and topics is None:
             raise EvalFileError(f"line {number}: needs 'accept' (verdicts) or 'topics' (topic ids)")
         if accept is not None and (not accept or any(v not in VERDICT_ORDER for v in accept)):
-            raise EvalFileError(f"line {number}: 'accept' must list verdicts among {', '.join(VERDICT_ORDER)}")
+            raise EvalFileError(
+                f"line {number}: 'accept' must list verdicts among {', '.join(VERDICT_ORDER)}"
+            )
         rows.append(
             Row(
                 str(obj.get("id", number)),

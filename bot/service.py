@@ -100,7 +100,9 @@ class Service:
             self._recent[incoming.chat_id] = _Recent(case_id, analysis, text, self._clock())
         return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, case_id)
 
-    def _log(self, incoming: Incoming, text: str, analysis: Analysis | None, throttled: bool = False) -> int | None:
+    def _log(
+        self, incoming: Incoming, text: str, analysis: Analysis | None, throttled: bool = False
+    ) -> int | None:
         key = None
         if incoming.message_id is not None:
             key = self.store.message_key(incoming.channel, incoming.chat_id, incoming.message_id)
@@ -117,7 +119,7 @@ class Service:
         return case_id
 
     def _check_rate(self, user_id: str) -> str:
-        """"ok", "notify" (first message over the limit in this window) or "drop"."""
+        """ "ok", "notify" (first message over the limit in this window) or "drop"."""
         now = self._clock()
         with self._lock:
             state = self._rates.setdefault(user_id, _RateState())
@@ -145,7 +147,9 @@ class Service:
             return None
         item = self.recent(chat_id)
         if item is None:
-            return Outgoing("我这里没有你最近的消息了（为保护隐私，原文只在内存里保留一段时间）。请重新粘贴短信全文。")
+            return Outgoing(
+                "我这里没有你最近的消息了（为保护隐私，原文只在内存里保留一段时间）。请重新粘贴短信全文。"
+            )
         details = item.analysis.reply.details or "这条消息没有更多说明了。"
         return Outgoing(details, None, item.analysis, item.case_id)
 

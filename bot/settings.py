@@ -24,14 +24,14 @@ class Settings(BaseSettings):
     SMSGUARD_DB: Path = Path("data/cases.db")
     SMSGUARD_SECRET: SecretStr | None = None
     STORE_RAW_TEXT: bool = False
-    RAW_TEXT_TTL_MINUTES: int = Field(1440, ge=0)
-    RETENTION_DAYS: int = Field(180, ge=1)
-    USER_RATE_LIMIT: int = Field(10, ge=1)
-    LOW_CONFIDENCE: float = Field(0.6, ge=0.0, le=1.0)
+    RAW_TEXT_TTL_MINUTES: int = Field(default=1440, ge=0)
+    RETENTION_DAYS: int = Field(default=180, ge=1)
+    USER_RATE_LIMIT: int = Field(default=10, ge=1)
+    LOW_CONFIDENCE: float = Field(default=0.6, ge=0.0, le=1.0)
     TELEGRAM_BOT_TOKEN: SecretStr | None = None
     TELEGRAM_BASE_URL: str = "https://api.telegram.org/bot"
     TELEGRAM_BASE_FILE_URL: str = "https://api.telegram.org/file/bot"
-    TELEGRAM_RATE_LIMIT: float = Field(30, gt=0)
+    TELEGRAM_RATE_LIMIT: float = Field(default=30, gt=0)
     TELEGRAM_WEBHOOK_URL: str | None = None
     TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
     TELEGRAM_WEBHOOK_LISTEN: str = "127.0.0.1:8443"

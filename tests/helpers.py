@@ -16,10 +16,17 @@ DATA = ROOT / "tests" / "data"
 SMSGUARD = [sys.executable, "-m", "bot"]
 
 
-def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bot ARGS`` as a separate process, the way a user or another tool would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))}
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))
+    }
     full_env.update(env or {})
     full_env.setdefault("PYTHONPATH", str(ROOT))
     return subprocess.run(

@@ -11,17 +11,32 @@ DONE_WHEN = [
     ("再不还钱就把你的照片P成通缉令发给你通讯录所有人。", "illegal_collection"),
     ("【京东金融】您的白条账户未注销将影响征信，请添加客服QQ办理注销并将额度转入监管账户。", "scam"),
     ("【工商银行】您尾号8812的信用卡本期应还1,250.00元，到期还款日12月05日。", "reminder"),
-    ("您好，(2026)京0105民初23145号案件已立案，请登录人民法院在线服务查看起诉状，或致电12368核实。", "legal_notice"),
+    (
+        "您好，(2026)京0105民初23145号案件已立案，请登录人民法院在线服务查看起诉状，或致电12368核实。",
+        "legal_notice",
+    ),
     ("晚上一起吃火锅吗？", "unrelated"),
 ]
-RESULT_KEYS = {"kind", "verdict", "confidence", "signals", "entities", "topics", "crisis", "reply", "kb_version"}
+RESULT_KEYS = {
+    "kind",
+    "verdict",
+    "confidence",
+    "signals",
+    "entities",
+    "topics",
+    "crisis",
+    "reply",
+    "kb_version",
+}
 ENTITY_KEYS = {
     "senders", "phones", "urls", "amounts", "dates", "case_numbers", "platforms", "id_numbers", "card_numbers"
 }  # fmt: skip
 
 
 def test_check_json_contract_on_the_issue_examples():
-    lines = "\n".join(json.dumps({"text": t, "id": i}, ensure_ascii=False) for i, (t, _) in enumerate(DONE_WHEN))
+    lines = "\n".join(
+        json.dumps({"text": t, "id": i}, ensure_ascii=False) for i, (t, _) in enumerate(DONE_WHEN)
+    )
     proc = run_cli("check", "--jsonl", stdin=lines + "\n")
     assert proc.returncode == 0, proc.stderr
     results = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -15,7 +15,7 @@ def test_piped_chat_answers_each_line_and_logs_cases(tmp_path):
     assert proc.stdout.endswith("\n\n")
     assert "催收短信鉴别助手" not in proc.stdout.splitlines()[0]  # no banner when piped
     assert len(replies) == 4  # the empty line is a message too: it gets a hint
-    assert "详细" not in replies[3] and "民法典" in replies[3] or len(replies[3]) > 100
+    assert ("详细" not in replies[3] and "民法典" in replies[3]) or len(replies[3]) > 100
     rows = sqlite3.connect(db).execute("SELECT channel, verdict, kind FROM cases ORDER BY id").fetchall()
     assert rows == [("console", "illegal_collection", "sms"), ("console", "unrelated", "question")]
     assert (tmp_path / "smsguard.secret").exists()

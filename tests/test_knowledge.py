@@ -38,7 +38,7 @@ def _problems(root: Path) -> list[str]:
 
 
 def test_the_shipped_knowledge_base_loads(kb):
-    assert REQUIRED_TOPICS <= {t.id for t in kb.topics}
+    assert {t.id for t in kb.topics} >= REQUIRED_TOPICS
     assert {cs.signal.verdict for cs in kb.signals} >= {
         "scam", "illegal_collection", "pressure", "legal_notice", "reminder"
     }  # fmt: skip

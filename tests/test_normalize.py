@@ -9,7 +9,9 @@ _alphabet = st.one_of(
     st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF),
     st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E),
     st.characters(min_codepoint=0x20, max_codepoint=0x7E),
-    st.sampled_from(["\u200b", "\u200d", "\ufeff", "\u202e", "\u3000", "\n", "\t", "\x00", "\x07", "\ud800", "😀", "︎"]),
+    st.sampled_from(
+        ["\u200b", "\u200d", "\ufeff", "\u202e", "\u3000", "\n", "\t", "\x00", "\x07", "\ud800", "😀", "︎"]
+    ),
     st.characters(),
 )
 messy_text = st.text(alphabet=_alphabet, max_size=200)

@@ -58,7 +58,7 @@ def test_raw_text_is_stored_only_when_asked(tmp_path, analyzer):
     s = CaseStore(tmp_path / "raw.db", b"k" * 32, store_raw_text=True)
     s.log_case(NewCase("console", "u", MESSAGE, analyzer.analyze(MESSAGE)))
     s.close()
-    assert "13812345678".encode() in _all_bytes(tmp_path)
+    assert b"13812345678" in _all_bytes(tmp_path)
 
 
 def test_wal_secure_delete_and_migrations(tmp_path, store):

@@ -46,7 +46,12 @@ def classify_kind(text: str, entities: Entities) -> str:
         # A question to this bot is about debts, collection, courts or scams; other chat is a forwarded message.
         return "sms"
     sms = len(_SMS_MARKERS.findall(stripped))
-    sms += 2 * bool(entities.senders) + bool(entities.urls) + bool(entities.amounts) + bool(entities.case_numbers)
+    sms += (
+        2 * bool(entities.senders)
+        + bool(entities.urls)
+        + bool(entities.amounts)
+        + bool(entities.case_numbers)
+    )
     sms += bool(entities.phones) + bool(entities.dates)
     # People type short questions; forwarded messages run long, hold several sentences, address "你/您".
     sms += (len(stripped) > 50) + (len(stripped) > 80) + (len(stripped) > 140)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.core.decide import Decision
 from bot.core.models import Reply, SignalHit, TopicMatch
 from bot.knowledge import Knowledge
@@ -11,7 +13,10 @@ MAX_WHY = 5
 MAX_STEPS = 5
 MAX_RELATED = 3
 MAX_SOURCES = 3
+RUNNER_UP_SHARE = 0.6  # a runner-up topic is offered when it scores at least this share of the best
 CRISIS_TOPIC = "crisis-support"
+
+_EDITION_SUFFIX = re.compile(r"\s+[(][^()]*[)]\s*$")
 
 VERDICT_ICONS = {
     "scam": "🚫",
@@ -45,15 +50,28 @@ def confidence_words(confidence: float) -> str:
     return "把握不大，请结合下面的核实方法自己再判断"
 
 
-def format_source(kb: Knowledge, ref: str) -> str:
-    """"L3 第1033条" -> "民法典·人格权编第1033条"; unknown ids are shown as they are."""
-    match = SOURCE_REF.match(ref)
-    if not match or match["id"] not in kb.sources:
-        return ref
-    title = kb.sources[match["id"]].title
-    if len(title) > 24:
-        title = title[:23] + "…"
-    return f"{title}{match['article'] or ''}（{match['id']}）"
+def short_title(title: str) -> str:
+    """ "中华人民共和国民事诉讼法 (2023年9月1日第五次修正)" -> "民事诉讼法": what a reader recognises."""
+    title = _EDITION_SUFFIX.sub("", title)
+    return title.removeprefix("中华人民共和国")
+
+
+def format_sources(kb: Knowledge, refs: tuple[str, ...]) -> tuple[str, ...]:
+    """Legal texts by name and article ("民法典·人格权编第1033条"), then other material by fact-base id."""
+    laws: list[str] = []
+    other: list[str] = []
+    for ref in refs:
+        match = SOURCE_REF.match(ref)
+        if not match or match["id"] not in kb.sources:
+            continue
+        if match["id"].startswith("L"):
+            laws.append(short_title(kb.sources[match["id"]].title) + (match["article"] or ""))
+        else:
+            other.append(match["id"])
+    laws = list(dict.fromkeys(laws))[:MAX_SOURCES]
+    if other:
+        laws.append("资料 " + "、".join(list(dict.fromkeys(other))[:MAX_SOURCES]))
+    return tuple(laws)
 
 
 def _topic_or_none(kb: Knowledge, topic_id: str | None) -> Topic | None:
@@ -74,6 +92,20 @@ def _why(hits: tuple[SignalHit, ...], verdict: str) -> tuple[str, ...]:
     # The headline's own evidence first, then the rest, strongest first.
     ordered = sorted(hits, key=lambda h: (h.verdict != verdict, -h.weight))
     return tuple(f"{h.label}：“{h.evidence}”" for h in ordered[:MAX_WHY])
+
+
+def _related(
+    kb: Knowledge, kind: str, primary: Topic | None, topics: tuple[TopicMatch, ...]
+) -> tuple[tuple[str, str], ...]:
+    """ "你是不是想问": for a question, the close runners-up first; then the primary topic's own related list."""
+    ids: list[str] = []
+    if kind == "question" and topics:
+        ids += [t.id for t in topics[1:] if t.score >= RUNNER_UP_SHARE * topics[0].score]
+    ids += list(primary.related) if primary else []
+    chosen = [
+        tid for tid in dict.fromkeys(ids) if tid in kb.topic_by_id and (not primary or tid != primary.id)
+    ]
+    return tuple((tid, kb.topic_by_id[tid].title) for tid in chosen[:MAX_RELATED])
 
 
 def compose_reply(
@@ -102,11 +134,9 @@ def compose_reply(
     leads_with_answer = kind == "question" and (general_question or verdict == "unrelated")
     headline = None
     if not leads_with_answer:
-        headline = (
-            f"{VERDICT_ICONS[verdict]} 判断：{VERDICT_LABELS_ZH[verdict]}（{confidence_words(decision.confidence)}）"
-        )
+        headline = f"{VERDICT_ICONS[verdict]} 判断：{VERDICT_LABELS_ZH[verdict]}（{confidence_words(decision.confidence)}）"
     also = None
-    if decision.alternatives:
+    if decision.alternatives and not general_question:
         also = "也可能是：" + "、".join(VERDICT_LABELS_ZH[v] for v in decision.alternatives)
 
     answer = primary.answer if primary and (kind == "question") else None
@@ -114,21 +144,17 @@ def compose_reply(
         answer = UNRELATED_HINT
         primary = None if not topics else primary
     show_topic = primary is not None and (verdict != "unrelated" or kind == "question")
-    related_ids = (
-        [t.id for t in topics[1:]] if kind == "question" else list(primary.related if primary else ())
-    )
-    related = tuple((tid, kb.topic_by_id[tid].title) for tid in related_ids if tid in kb.topic_by_id)
-
+    related = _related(kb, kind, primary, topics)
     return Reply(
         headline=headline,
         answer=answer,
-        why=_why(hits, verdict),
+        why=() if general_question else _why(hits, verdict),
         steps=tuple(primary.steps[:MAX_STEPS]) if show_topic and primary else (),
         channels=_channels(primary) if show_topic and primary else (),
-        related=related[:MAX_RELATED],
+        related=related,
         crisis=crisis_text,
         also=also,
         details=(primary.details or primary.answer) if primary else None,
-        sources=tuple(format_source(kb, s) for s in primary.sources[:MAX_SOURCES]) if show_topic and primary else (),
+        sources=format_sources(kb, primary.sources) if show_topic and primary else (),
         footer=f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {kb.reviewed.isoformat()}。）",
     )

@@ -52,7 +52,9 @@ ID_NUMBER = re.compile(
     r"(?<![0-9a-z])[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x]"
     r"(?![0-9a-z])"
 )
-CARD_NUMBER = re.compile(_NOT_DIGIT_BEFORE + r"[1-9][0-9]{3}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{4,7}" + _NOT_DIGIT_AFTER)
+CARD_NUMBER = re.compile(
+    _NOT_DIGIT_BEFORE + r"[1-9][0-9]{3}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{4,7}" + _NOT_DIGIT_AFTER
+)
 
 
 @dataclass(frozen=True)

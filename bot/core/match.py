@@ -8,6 +8,7 @@ from its keywords and from the signals that point to it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -30,7 +31,7 @@ def char_bigrams(text: str) -> list[str]:
     chars = [c for c in text if c.isalnum()]
     if len(chars) == 1:
         return chars
-    return ["".join(pair) for pair in zip(chars, chars[1:], strict=False)]
+    return ["".join(pair) for pair in itertools.pairwise(chars)]
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,9 @@ class TopicMatcher:
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {f: v / norm for f, v in vec.items() if v > 0}
 
-    def match(self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS) -> tuple[TopicMatch, ...]:
+    def match(
+        self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS
+    ) -> tuple[TopicMatch, ...]:
         """Best topics for normalized ``text``, best first, scores in 0..1, at most ``limit``."""
         self.warm_up()
         assert self._docs is not None

@@ -12,7 +12,12 @@ import re
 from bot.core.extract import find_personal_numbers
 from bot.core.normalize import normalize
 
-PLACEHOLDERS = {"id_number": "[身份证号]", "card_number": "[银行卡号]", "mobile": "[手机号]", "name": "[姓名]"}
+PLACEHOLDERS = {
+    "id_number": "[身份证号]",
+    "card_number": "[银行卡号]",
+    "mobile": "[手机号]",
+    "name": "[姓名]",
+}
 
 # Words that look like a name slot but are not a person's name.
 _NOT_NAMES = {
@@ -24,7 +29,9 @@ _NAME_PATTERNS = (
     re.compile(r"(?:尊敬的|亲爱的|致)(" + _NAME + r")(?=先生|女士|小姐|[,，:：;；!！\s]|您好|你好)"),
     re.compile(r"([\u4e00-\u9fff]{1,3}?)(?=先生|女士|小姐)"),
     re.compile(r"(?:^|[\s,，:：。!！【】])([\u4e00-\u9fff]{2,3})(?=您好|你好)"),
-    re.compile(r"(?:借款人|当事人|被告|被执行人|债务人|客户|用户|申请人|被申请人|姓名|户名)[:：]([\u4e00-\u9fff]{2,3})(?=[,，。;；:：\s(（]|$)"),
+    re.compile(
+        r"(?:借款人|当事人|被告|被执行人|债务人|客户|用户|申请人|被申请人|姓名|户名)[:：]([\u4e00-\u9fff]{2,3})(?=[,，。;；:：\s(（]|$)"
+    ),
 )
 _NOT_IN_NAMES = ("客户", "用户", "会员", "您好", "你好")
 # Characters that end a name slot on the left: "请张先生" names 张, not 请张.
@@ -56,14 +63,14 @@ def redact(text: str) -> str:
     if not found:
         return text
     # Map to original spans, merge overlaps, replace right to left so earlier offsets stay valid.
-    original_spans = sorted((*norm.original_span(a, b), tag) for a, b, tag in found)
-    merged: list[list[object]] = []
-    for a, b, tag in original_spans:
-        if merged and a < merged[-1][1]:  # type: ignore[operator]
-            merged[-1][1] = max(merged[-1][1], b)  # type: ignore[call-overload]
+    merged: list[tuple[int, int, str]] = []
+    for a, b, tag in sorted((*norm.original_span(a, b), tag) for a, b, tag in found):
+        if merged and a < merged[-1][1]:
+            last = merged[-1]
+            merged[-1] = (last[0], max(last[1], b), last[2])
         else:
-            merged.append([a, b, tag])
+            merged.append((a, b, tag))
     out = text
     for a, b, tag in reversed(merged):
-        out = out[: a] + str(tag) + out[b:]  # type: ignore[misc]
+        out = out[:a] + tag + out[b:]
     return out

@@ -9,4 +9,11 @@ from bot.knowledge.load import (
     load_knowledge,
 )
 
-__all__ = ["DEFAULT_DIR", "CompiledSignal", "Knowledge", "KnowledgeError", "export_knowledge", "load_knowledge"]
+__all__ = [
+    "DEFAULT_DIR",
+    "CompiledSignal",
+    "Knowledge",
+    "KnowledgeError",
+    "export_knowledge",
+    "load_knowledge",
+]

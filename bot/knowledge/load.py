@@ -104,7 +104,9 @@ def _no_duplicate_ids(kind: str, loaded: list[tuple[Path, Any]], problems: list[
     seen: dict[str, Path] = {}
     for path, obj in loaded:
         if obj.id in seen:
-            problems.append(f"{path.name}: entry {obj.id!r}: duplicate {kind} id (also in {seen[obj.id].name})")
+            problems.append(
+                f"{path.name}: entry {obj.id!r}: duplicate {kind} id (also in {seen[obj.id].name})"
+            )
         seen[obj.id] = path
 
 
@@ -143,9 +145,16 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
 
     topics = _load_all(Topic, sorted((root / "topics").glob("*.yaml")), problems)
     signals = _load_all(Signal, sorted((root / "signals").glob("*.yaml")), problems)
-    platforms = _load_all(Platform, [root / "platforms.yaml"] if (root / "platforms.yaml").exists() else [], problems)
+    platforms = _load_all(
+        Platform, [root / "platforms.yaml"] if (root / "platforms.yaml").exists() else [], problems
+    )
     sources = _load_all(Source, [root / "sources.yaml"] if (root / "sources.yaml").exists() else [], problems)
-    for kind, loaded in (("topic", topics), ("signal", signals), ("platform", platforms), ("source", sources)):
+    for kind, loaded in (
+        ("topic", topics),
+        ("signal", signals),
+        ("platform", platforms),
+        ("source", sources),
+    ):
         _no_duplicate_ids(kind, loaded, problems)
     if not topics:
         problems.append(f"{root.name}/topics: no topics found")
@@ -225,7 +234,13 @@ def export_knowledge(kb: Knowledge) -> dict[str, Any]:
             for cs in kb.signals
         ],
         "platforms": [
-            {"id": p.id, "name": p.name, "aliases": list(p.aliases), "company": p.company, "contact": p.contact}
+            {
+                "id": p.id,
+                "name": p.name,
+                "aliases": list(p.aliases),
+                "company": p.company,
+                "contact": p.contact,
+            }
             for p in kb.platforms
         ],
     }

@@ -160,6 +160,7 @@ def case_json(row: dict[str, Any]) -> dict[str, Any]:
     """A row as DESIGN's case object (JSON columns decoded, only the contract's keys)."""
     out = {key: row.get(key) for key in CASE_FIELDS}
     for key in ("signals", "topics"):
-        out[key] = json.loads(out[key]) if out[key] else []
+        value = out[key]
+        out[key] = json.loads(value) if isinstance(value, str) and value else []
     out["throttled"] = bool(out["throttled"])
     return out

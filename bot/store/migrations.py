@@ -44,4 +44,6 @@ def m001_create_cases(db: sqlite_utils.Database) -> None:
     db.table("cases").create_index(["created_at"])
     db.table("cases").create_index(["user_hash"])
     db.table("cases").create_index(["verdict"])
-    db.execute("CREATE UNIQUE INDEX idx_cases_message_key ON cases(message_key) WHERE message_key IS NOT NULL")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_cases_message_key ON cases(message_key) WHERE message_key IS NOT NULL"
+    )
