@@ -21,9 +21,10 @@ from bot.core.tokenize import ChineseTokenizer
 from bot.knowledge.models import Topic
 
 MAX_TOPICS = 5
-MATCH_THRESHOLD = 0.3  # below this a topic is not offered at all; a case with none is "unmatched"
+MATCH_THRESHOLD = 0.2  # below this a topic is not offered at all; a case with none is "unmatched"
 _CANDIDATES = 40  # phrasings refined with rapidfuzz
 _KEYWORD_BOOST = 0.12
+CENTROID_WEIGHT = 0.7
 _SIGNAL_BOOST = 0.25
 
 
@@ -75,6 +76,34 @@ class TopicMatcher:
                 postings[f].append((doc_id, w))
         self._docs = docs
         self._postings = dict(postings)
+        # A topic's centroid: what all its phrasings say together, so a new wording that shares words with
+        # several phrasings (but none closely) still finds the topic.
+        centroids: list[dict[str, float]] = [defaultdict(float) for _ in self._topics]
+        for doc in docs:
+            for f, w in doc.weights.items():
+                centroids[doc.topic_index][f] += w
+        self._centroids = [dict(c) for c in centroids]
+        self._centroid_norms = [math.sqrt(sum(v * v for v in c.values())) or 1.0 for c in centroids]
+        self._centroid_postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for i, vec in enumerate(self._centroids):
+            for f, v in vec.items():
+                self._centroid_postings[f].append((i, v))
+
+    def _centroid_scores(self, query: dict[str, float], exclude: str | None) -> dict[int, float]:
+        assert self._docs is not None
+        dots: dict[int, float] = defaultdict(float)
+        for f, qw in query.items():
+            for topic_index, cw in self._centroid_postings.get(f, ()):
+                dots[topic_index] += qw * cw
+        scores = {i: d / self._centroid_norms[i] for i, d in dots.items()}
+        if exclude is not None:
+            for doc in (d for d in self._docs if d.text == exclude):
+                vec = dict(self._centroids[doc.topic_index])
+                for f, w in doc.weights.items():
+                    vec[f] -= w
+                norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
+                scores[doc.topic_index] = sum(qw * vec.get(f, 0.0) for f, qw in query.items()) / norm
+        return scores
 
     def _features(self, text: str) -> list[str]:
         words = self._tokenizer.words(text)
@@ -87,9 +116,12 @@ class TopicMatcher:
         return {f: v / norm for f, v in vec.items() if v > 0}
 
     def match(
-        self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS
+        self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS, exclude: str | None = None
     ) -> tuple[TopicMatch, ...]:
-        """Best topics for normalized ``text``, best first, scores in 0..1, at most ``limit``."""
+        """Best topics for normalized ``text``, best first, scores in 0..1, at most ``limit``.
+
+        ``exclude`` leaves the phrasing with that normalized text out of the index (leave-one-out checks).
+        """
         self.warm_up()
         assert self._docs is not None
         scores = [0.0] * len(self._topics)
@@ -99,6 +131,8 @@ class TopicMatcher:
             for f, qw in query.items():
                 for doc_id, dw in self._postings.get(f, ()):
                     sims[doc_id] += qw * dw
+            if exclude is not None:
+                sims = defaultdict(float, {d: v for d, v in sims.items() if self._docs[d].text != exclude})
             best = sorted(sims.items(), key=lambda kv: kv[1], reverse=True)[:_CANDIDATES]
             for doc_id, cosine in best:
                 doc = self._docs[doc_id]
@@ -107,6 +141,8 @@ class TopicMatcher:
                 score = 0.8 * cosine + 0.2 * ratio
                 if score > scores[doc.topic_index]:
                     scores[doc.topic_index] = score
+            for topic_index, centroid_score in self._centroid_scores(query, exclude).items():
+                scores[topic_index] += CENTROID_WEIGHT * centroid_score
             for i, keywords in enumerate(self._keywords):
                 found = sum(1 for k in keywords if k and k in text)
                 if found:

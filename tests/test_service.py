@@ -1,0 +1,71 @@
+import pytest
+
+from bot.service import EMPTY_REPLY, THROTTLED_NOTICE, Incoming, Service
+from bot.store import CaseStore
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def parts(tmp_path, analyzer):
+    store = CaseStore(tmp_path / "cases.db", b"k" * 32)
+    clock = FakeClock()
+    service = Service(analyzer, store, user_rate_limit=3, raw_text_ttl_minutes=1, clock=clock)
+    yield service, store, clock
+    store.close()
+
+
+def msg(text, user="u1", chat="c1", message_id=None):
+    return Incoming("telegram", user, chat, text, message_id)
+
+
+def test_flood_gets_one_notice_then_silence_and_nothing_is_lost(parts):
+    service, store, clock = parts
+    answers = [service.handle(msg(f"第{i}条：再不还钱就爆你通讯录")) for i in range(8)]
+    assert [a is not None for a in answers[:3]] == [True, True, True]
+    assert answers[3] is not None and answers[3].text == THROTTLED_NOTICE
+    assert answers[4:] == [None, None, None, None]
+    assert store.count() == 8  # every message logged; five as throttled
+    throttled = store.db.execute("SELECT count(*) FROM cases WHERE throttled = 1").fetchone()[0]
+    assert throttled == 5
+    # Another user is not slowed down by the flood.
+    assert service.handle(msg("晚上吃饭吗", user="u2", chat="c2")) is not None
+    clock.now += 61  # a new window
+    assert service.handle(msg("上门催收合法吗")).analysis is not None
+
+
+def test_follow_up_details_uses_the_chats_last_case_within_the_ttl(parts):
+    service, _, clock = parts
+    first = service.handle(msg("【XX金融】我司将安排专员上门走访核实"))
+    details = service.handle(msg("详细"))
+    assert details.text == first.reply.details and len(details.text) > 50
+    clock.now += 61  # RAW_TEXT_TTL_MINUTES=1 has passed: the raw text is forgotten
+    assert "重新粘贴" in service.handle(msg("详细")).text
+
+
+def test_redelivered_message_is_answered_the_same_and_logged_once(parts):
+    service, store, _ = parts
+    one = service.handle(msg("再不还钱就爆你通讯录", message_id="77"))
+    two = service.handle(msg("再不还钱就爆你通讯录", message_id="77"))
+    assert one.text == two.text and two.duplicate
+    assert store.count() == 1
+
+
+def test_empty_message_gets_a_hint_and_no_case(parts):
+    service, store, _ = parts
+    assert service.handle(msg("  \u200b ")).text == EMPTY_REPLY
+    assert store.count() == 0
+
+
+def test_forget_user_deletes_only_their_cases(parts):
+    service, store, _ = parts
+    service.handle(msg("晚上吃饭吗", user="alice", chat="a"))
+    service.handle(msg("晚上吃饭吗", user="bob", chat="b"))
+    assert service.forget_user("alice", "a") == 1
+    assert store.count() == 1
