@@ -27,6 +27,7 @@ lint: $(STAMP)
 	$(BIN)/mypy bot
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/run.py
 
 clean:

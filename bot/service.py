@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from bot.core import Analysis, Analyzer, Reply
+from bot.core.compose import compose_topic_reply
 from bot.core.normalize import normalize
 from bot.store import CaseStore, NewCase
 
@@ -25,6 +26,18 @@ RATE_WINDOW_SECONDS = 60.0
 EMPTY_REPLY = "请把收到的短信全文粘贴或转发给我，或者直接提问，比如“上门催收合法吗”。"
 THROTTLED_NOTICE = "你发得有点快，我先处理前面的消息。请一分钟后再发，内容不会丢失。"
 _FOLLOW_UP_DETAILS = re.compile(r"^(详细|详情|更多|展开|具体说说|详细点|详细说说)[。!！?？]*$")
+_FOLLOW_UP_STEPS = re.compile(r"^(怎么办|那怎么办|我该怎么办|该怎么办|怎么处理|下一步呢?)[。!！?？]*$")
+_FOLLOW_UP_NUMBER = re.compile(
+    r"^(这个|那个|短信里的|上面的?)?(号码|电话|电话号码|手机号|链接|网址)(是)?(真的|假的|官方的?)(吗|么|嘛)?[。!！?？]*$"
+)
+NO_RECENT = "我这里没有你最近的消息了（为保护隐私，原文只在内存里保留一段时间）。请重新粘贴短信全文。"
+NUMBER_ADVICE = (
+    "我没办法确认某个号码或链接是不是官方的，也不会凭号码下结论。请这样核实：\n"
+    "1. 不要回拨短信里的号码、不要点短信里的链接；\n"
+    "2. 贷款或信用卡：打开官方App，或拨打卡背面的客服电话，问清是否有这笔欠款、是否委托了催收；\n"
+    "3. 法院短信：拨打12368，报出案号核实；\n"
+    "4. 涉及转账、验证码、“安全账户”的，先停下，可拨打96110咨询。"
+)
 
 
 @dataclass(frozen=True)
@@ -143,15 +156,36 @@ class Service:
             return item
 
     def _follow_up(self, chat_id: str, normalized: str) -> Outgoing | None:
-        if not _FOLLOW_UP_DETAILS.match(normalized):
+        """ "详细", "怎么办", "这个号码是真的吗" about the chat's last case, while it is in memory."""
+        wants_details = bool(_FOLLOW_UP_DETAILS.match(normalized))
+        wants_steps = bool(_FOLLOW_UP_STEPS.match(normalized))
+        wants_number = bool(_FOLLOW_UP_NUMBER.match(normalized))
+        if not (wants_details or wants_steps or wants_number):
             return None
         item = self.recent(chat_id)
         if item is None:
-            return Outgoing(
-                "我这里没有你最近的消息了（为保护隐私，原文只在内存里保留一段时间）。请重新粘贴短信全文。"
-            )
-        details = item.analysis.reply.details or "这条消息没有更多说明了。"
-        return Outgoing(details, None, item.analysis, item.case_id)
+            return Outgoing(NUMBER_ADVICE if wants_number else NO_RECENT)
+        reply = item.analysis.reply
+        if wants_number:
+            entities = item.analysis.entities
+            found = [*entities.phones, *entities.urls]
+            head = ("你上一条消息里有：" + "、".join(found) + "\n") if found else ""
+            return Outgoing(head + NUMBER_ADVICE, None, item.analysis, item.case_id)
+        if wants_steps and reply.steps:
+            text = "怎么办：\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(reply.steps, 1))
+            return Outgoing(text, None, item.analysis, item.case_id)
+        return Outgoing(reply.details or "这条消息没有更多说明了。", None, item.analysis, item.case_id)
+
+    def answer_topic(self, topic_id: str) -> Outgoing | None:
+        """The answer of one knowledge topic (a "你是不是想问" choice); None for an unknown id."""
+        topic = self.analyzer.kb.topic_by_id.get(topic_id)
+        if topic is None:
+            return None
+        reply = compose_topic_reply(self.analyzer.kb, topic)
+        return Outgoing(reply.as_text(), reply)
+
+    def record_feedback(self, case_id: int, helpful: bool) -> bool:
+        return self.store.set_feedback(case_id, "up" if helpful else "down")
 
     def forget_user(self, user_id: str, chat_id: str | None = None) -> int:
         with self._lock:

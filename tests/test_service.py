@@ -69,3 +69,22 @@ def test_forget_user_deletes_only_their_cases(parts):
     service.handle(msg("晚上吃饭吗", user="bob", chat="b"))
     assert service.forget_user("alice", "a") == 1
     assert store.count() == 1
+
+
+def test_follow_up_steps_and_number_question(parts):
+    service, _, _ = parts
+    service.handle(msg("【XX金融】请联系催收专员13812345678，或登录 http://pay-xx.cc 还款，我司将上门"))
+    steps = service.handle(msg("怎么办"))
+    assert steps.text.startswith("怎么办：\n1. ")
+    number = service.handle(msg("这个号码是真的吗？"))
+    assert "13812345678" in number.text and "12368" in number.text
+
+
+def test_answer_topic_and_feedback(parts):
+    service, store, _ = parts
+    out = service.answer_topic("home-visit")
+    assert out.reply.headline is None and out.reply.answer and len(out.reply.steps) >= 3
+    assert service.answer_topic("nope") is None
+    case = service.handle(msg("晚上吃饭吗"))
+    assert service.record_feedback(case.case_id, helpful=False)
+    assert store.get_case(case.case_id)["feedback"] == "down"

@@ -156,5 +156,25 @@ def compose_reply(
         also=also,
         details=(primary.details or primary.answer) if primary else None,
         sources=format_sources(kb, primary.sources) if show_topic and primary else (),
-        footer=f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {kb.reviewed.isoformat()}。）",
+        footer=_footer(kb),
     )
+
+
+def compose_topic_reply(kb: Knowledge, topic: Topic) -> Reply:
+    """A topic's own answer, for "你是不是想问" buttons and "回复 1/2/3": it leads with the answer."""
+    return Reply(
+        headline=None,
+        answer=topic.answer,
+        steps=tuple(topic.steps[:MAX_STEPS]),
+        channels=_channels(topic),
+        related=tuple((tid, kb.topic_by_id[tid].title) for tid in topic.related if tid in kb.topic_by_id)[
+            :MAX_RELATED
+        ],
+        details=topic.details or topic.answer,
+        sources=format_sources(kb, topic.sources),
+        footer=_footer(kb),
+    )
+
+
+def _footer(kb: Knowledge) -> str:
+    return f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {kb.reviewed.isoformat()}。）"
