@@ -8,11 +8,14 @@ from bot.core.extract import Entities
 
 _QUESTION_END = re.compile(r"(?:[?？]|[吗嘛么呢吧啊呀][?？!！。.~～]*)\s*$")
 _QUESTION_WORDS = re.compile(
-    r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|有没有|"
-    r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|多久|多少|哪里|在哪|为什么|为啥|真的吗|是真的|是假的"
+    r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|"
+    r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|为什么|为啥|真的吗|是真的|是假的"
 )
+# Words that ask only when the sentence ends as a question ("欠了多少钱" in a threat asks nothing).
+_WEAK_QUESTION_WORDS = re.compile(r"多久|多少|哪里|在哪|有没有|几天|几次")
 # The asker speaking of themselves ("我欠了…", "催收说我…"); collectors say 我司/我方/我们 instead.
 _NARRATOR = re.compile(r"我(?![们司方行院所处部])")
+_SECOND_PERSON = re.compile(r"[你您](?![好们])")
 _SMS_MARKERS = re.compile(
     r"尊敬的|您的|贵方|本人|我司|本司|本院|我行|本行|我方|本机构|特此|通知|退订|回复td|拒收|详询|"
     r"请于|请在|请尽快|请您|欠款|应还|截止|工作人员|专员|【|】"
@@ -23,6 +26,8 @@ _DOMAIN = re.compile(
     r"不想活|想死|自杀|活不下去"
 )
 _ADDRESSEE = re.compile(r"[你您]")
+# "催收专员：…", "通知：…": a label before a colon starts a quoted message, not a question.
+_SPEAKER_LABEL = re.compile(r"^[^\s，。,.:：?？]{2,8}[:：]")
 _SENTENCE_END = re.compile(r"[。！？!?；;]+")
 _SITUATION = re.compile(
     r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
@@ -36,9 +41,12 @@ def classify_kind(text: str, entities: Entities) -> str:
     stripped = text.strip()
     if not stripped:
         return "sms"
-    question = 2 * bool(_QUESTION_END.search(stripped))
+    ends_as_question = bool(_QUESTION_END.search(stripped))
+    question = 2 * ends_as_question
     question += min(2, len(_QUESTION_WORDS.findall(stripped)))
-    narrator = bool(_NARRATOR.search(stripped))
+    question += ends_as_question and bool(_WEAK_QUESTION_WORDS.search(stripped))
+    # The asker speaks of "我"; a collector's or a friend's message speaks to "你".
+    narrator = len(_NARRATOR.findall(stripped)) > len(_SECOND_PERSON.findall(stripped))
     question += 2 * narrator + bool(_SITUATION.search(stripped))
     if question == 2 * narrator + bool(_SITUATION.search(stripped)) and not narrator:
         return "sms"  # no question form and nobody speaking of themselves: a forwarded message
@@ -57,6 +65,7 @@ def classify_kind(text: str, entities: Entities) -> str:
     sms += (len(stripped) > 50) + (len(stripped) > 80) + (len(stripped) > 140)
     sms += len(_SENTENCE_END.findall(stripped)) >= 3
     sms += len(_ADDRESSEE.findall(stripped)) >= 2
+    sms += 2 * bool(_SPEAKER_LABEL.match(stripped))
     return "question" if question > sms or (narrator and question == sms) else "sms"
 
 
