@@ -112,3 +112,8 @@ def test_every_signal_fires_on_its_own_examples(kb, analyzer):
         for example in compiled.signal.examples:
             fired = {h.id for h in detect_signals(normalize(example), [compiled])}
             assert compiled.signal.id in fired, (compiled.signal.id, example)
+
+
+def test_a_pattern_matching_the_empty_string_is_refused(kb_copy):
+    _edit_yaml(kb_copy / "signals" / "reminder.yaml", lambda d: d[0]["patterns"].append("已逾期|"))
+    assert any("empty string" in p and "reminder.yaml" in p for p in _problems(kb_copy))

@@ -28,6 +28,7 @@ _DOMAIN = re.compile(
 _ADDRESSEE = re.compile(r"[你您]")
 # "催收专员：…", "通知：…": a label before a colon starts a quoted message, not a question.
 _SPEAKER_LABEL = re.compile(r"^[^\s，。,.:：?？]{2,8}[:：]")
+_SELF_INTRODUCTION = re.compile(r"^(?:[你您]好[,，!！]?\s*)?我是")
 _SENTENCE_END = re.compile(r"[。！？!?；;]+")
 _SITUATION = re.compile(
     r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
@@ -48,8 +49,9 @@ def classify_kind(text: str, entities: Entities) -> str:
     # The asker speaks of "我"; a collector's or a friend's message speaks to "你".
     narrator = len(_NARRATOR.findall(stripped)) > len(_SECOND_PERSON.findall(stripped))
     question += 2 * narrator + bool(_SITUATION.search(stripped))
-    if question == 2 * narrator + bool(_SITUATION.search(stripped)) and not narrator:
-        return "sms"  # no question form and nobody speaking of themselves: a forwarded message
+    situation = bool(_SITUATION.search(stripped))
+    if question == 2 * narrator + situation and not (narrator and situation):
+        return "sms"  # no question form, and no one telling what happened to them: a forwarded message
     if question == 0 or not _DOMAIN.search(stripped):
         # A question to this bot is about debts, collection, courts or scams; other chat is a forwarded message.
         return "sms"
@@ -65,7 +67,7 @@ def classify_kind(text: str, entities: Entities) -> str:
     sms += (len(stripped) > 50) + (len(stripped) > 80) + (len(stripped) > 140)
     sms += len(_SENTENCE_END.findall(stripped)) >= 3
     sms += len(_ADDRESSEE.findall(stripped)) >= 2
-    sms += 2 * bool(_SPEAKER_LABEL.match(stripped))
+    sms += 2 * bool(_SPEAKER_LABEL.match(stripped) or _SELF_INTRODUCTION.match(stripped))
     return "question" if question > sms or (narrator and question == sms) else "sms"
 
 

@@ -119,6 +119,10 @@ def _compile_signal(path: Path, signal: Signal, problems: list[str]) -> Compiled
             compiled.append(re2.compile(pattern, options))
         except re2.error as exc:
             problems.append(f"{path.name}: entry {signal.id!r}: pattern {pattern!r} is not valid RE2: {exc}")
+    for pattern, regex in zip(signal.patterns, compiled, strict=False):
+        # A pattern that can match nothing at all (a stray "|") hides every real match after it.
+        if regex.fullmatch("") is not None:
+            problems.append(f"{path.name}: entry {signal.id!r}: pattern {pattern!r} matches the empty string")
     return CompiledSignal(signal, tuple(compiled)) if len(compiled) == len(signal.patterns) else None
 
 
