@@ -117,3 +117,15 @@ def test_every_signal_fires_on_its_own_examples(kb, analyzer):
 def test_a_pattern_matching_the_empty_string_is_refused(kb_copy):
     _edit_yaml(kb_copy / "signals" / "reminder.yaml", lambda d: d[0]["patterns"].append("已逾期|"))
     assert any("empty string" in p and "reminder.yaml" in p for p in _problems(kb_copy))
+
+
+def test_the_pattern_set_finds_exactly_what_the_patterns_find_one_by_one(kb):
+    from bot.core.detect import SignalDetector, detect_signals
+    from bot.core.normalize import normalize
+    from tests.helpers import verdict_cases
+
+    detector = SignalDetector(kb.signals)
+    long_text = "催收说要上门，" * 30000 + "再不还钱就爆你通讯录，转入安全账户"  # ~200 KB
+    for text in [c["text"] for c in verdict_cases()] + [long_text, ""]:
+        norm = normalize(text)
+        assert detector.detect(norm) == detect_signals(norm, kb.signals), text[:40]

@@ -7,7 +7,7 @@ import time
 from bot.core.classify import classify_kind, is_general_question
 from bot.core.compose import compose_reply
 from bot.core.decide import decide_verdict
-from bot.core.detect import detect_signals
+from bot.core.detect import SignalDetector
 from bot.core.extract import PlatformFinder, extract_entities
 from bot.core.match import TopicMatcher
 from bot.core.models import Analysis
@@ -37,9 +37,12 @@ class Analyzer:
         self.kb = kb
         domain_words = [k for t in kb.topics for k in t.keywords]
         domain_words += [a for p in kb.platforms for a in (p.name, *p.aliases)]
-        self.tokenizer = ChineseTokenizer(normalize(w).text for w in domain_words)
+        # The texts the topic index holds: the only words that can ever carry weight in matching.
+        corpus = [normalize(text).text for t in kb.topics for text in (t.title, *t.examples)]
+        self.tokenizer = ChineseTokenizer((normalize(w).text for w in domain_words), corpus)
         self.matcher = TopicMatcher(kb.topics, self.tokenizer)
         self.platforms = PlatformFinder(_platform_aliases(kb))
+        self.detector = SignalDetector(kb.signals)
 
     def warm_up(self) -> None:
         """Load jieba and index the topics now, so the first user does not wait for it."""
@@ -51,7 +54,7 @@ class Analyzer:
         norm = normalize(text)
         crisis = detect_crisis(norm.text)
         entities = extract_entities(norm, self.platforms)
-        hits = detect_signals(norm, self.kb.signals)
+        hits = self.detector.detect(norm)
         kind = classify_kind(norm.text, entities)
         general_question = kind == "question" and is_general_question(norm.text)
         decision = decide_verdict(hits, general_question=general_question)

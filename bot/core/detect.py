@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import re2
 
 from bot.core.models import SignalHit
 from bot.core.normalize import Normalized
@@ -10,6 +13,17 @@ from bot.knowledge import CompiledSignal
 
 # Evidence is a short quote; a pattern that matches a long stretch is cut to this many characters.
 MAX_EVIDENCE = 60
+# RE2::Set builds one DFA for all patterns; give it room so it never runs out on long messages.
+_SET_MAX_MEM = 256 << 20
+
+
+def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
+    match = regex.search(norm.text)
+    if match is None or match.end() == match.start():
+        return None
+    start, end = match.start(), min(match.end(), match.start() + MAX_EVIDENCE)
+    s = compiled.signal
+    return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics)
 
 
 def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple[SignalHit, ...]:
@@ -17,11 +31,44 @@ def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple
     hits = []
     for compiled in signals:
         for regex in compiled.regexes:
-            match = regex.search(norm.text)
-            if match is None or match.end() == match.start():
-                continue
-            start, end = match.start(), min(match.end(), match.start() + MAX_EVIDENCE)
-            s = compiled.signal
-            hits.append(SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics))
-            break
+            hit = _hit(norm, compiled, regex)
+            if hit is not None:
+                hits.append(hit)
+                break
     return tuple(hits)
+
+
+class SignalDetector:
+    """All patterns in one RE2::Set: one pass over the text tells which patterns match at all, and only
+    those are searched again for their span. Same result as :func:`detect_signals`, several times faster."""
+
+    def __init__(self, signals: Sequence[CompiledSignal]):
+        self._signals = tuple(signals)
+        options = re2.Options()
+        options.max_mem = _SET_MAX_MEM
+        options.log_errors = False
+        self._set = re2.Set.SearchSet(options)
+        self._owner: list[tuple[int, int]] = []
+        for si, compiled in enumerate(self._signals):
+            for pi, pattern in enumerate(compiled.signal.patterns):
+                self._set.Add(pattern)
+                self._owner.append((si, pi))
+        if self._owner:
+            self._set.Compile()
+
+    def detect(self, norm: Normalized) -> tuple[SignalHit, ...]:
+        if not self._owner or not norm.text:
+            return ()
+        matched: dict[int, list[int]] = defaultdict(list)
+        for index in self._set.Match(norm.text) or ():
+            si, pi = self._owner[index]
+            matched[si].append(pi)
+        hits = []
+        for si in sorted(matched):
+            compiled = self._signals[si]
+            for pi in sorted(matched[si]):
+                hit = _hit(norm, compiled, compiled.regexes[pi])
+                if hit is not None:
+                    hits.append(hit)
+                    break
+        return tuple(hits)

@@ -49,20 +49,28 @@ def _is_cjk(ch: str) -> bool:
     return ch > "\u2e7f" and unicodedata.category(ch)[0] in "LP"  # CJK letters and CJK/full-width punctuation
 
 
+@functools.lru_cache(maxsize=65536)
+def _clean_char(ch: str) -> str:
+    """NFKC, lower-case; invisible characters vanish, controls and line breaks become spaces."""
+    cat = unicodedata.category(ch)
+    if cat in _DROP_CATEGORIES or ord(ch) in _VARIATION_SELECTORS:
+        return ""
+    if cat == "Cc" or cat in ("Zl", "Zp"):
+        return " "
+    out = []
+    for c in unicodedata.normalize("NFKC", ch).lower():
+        if unicodedata.category(c) in _DROP_CATEGORIES:
+            continue
+        out.append(" " if c.isspace() or unicodedata.category(c) == "Cc" else c)
+    return "".join(out)
+
+
 def _clean_chars(text: str, offsets: list[int]) -> tuple[list[str], list[int]]:
-    """NFKC per character, lower-case, drop invisible characters, turn controls into spaces."""
     chars: list[str] = []
     where: list[int] = []
     for ch, origin in zip(text, offsets, strict=True):
-        cat = unicodedata.category(ch)
-        if cat in _DROP_CATEGORIES or ord(ch) in _VARIATION_SELECTORS:
-            continue
-        if cat == "Cc" or cat in ("Zl", "Zp"):
-            ch = " "
-        for out in unicodedata.normalize("NFKC", ch).lower():
-            if unicodedata.category(out) in _DROP_CATEGORIES:
-                continue
-            chars.append(" " if out.isspace() or unicodedata.category(out) == "Cc" else out)
+        for out in _clean_char(ch):
+            chars.append(out)
             where.append(origin)
     return chars, where
 

@@ -1,133 +1,127 @@
 """The one place jieba lives: a private ``jieba.Tokenizer`` with the knowledge base's domain words.
 
-Its dictionary load costs most of a second, so it happens once: at start-up in long-running bots (call
-:meth:`ChineseTokenizer.warm_up`), lazily on first use in one-shot commands.
+jieba's full dictionary (349k words) takes most of a second to load. Words that never occur in the knowledge
+base cannot help matching (they have no weight in the topic index), so the tokenizer loads a *reduced*
+dictionary: the full dictionary's words that occur in the knowledge texts, plus every single character, with
+the full dictionary's total frequency so jieba's path scores stay the same. The reduced dictionary is built
+once per knowledge version and kept in a cache directory; without one it is built in memory.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 import jieba
 
 jieba.setLogLevel(logging.WARNING)  # jieba prints its dictionary-loading chatter at DEBUG otherwise
+log = logging.getLogger(__name__)
 
 # Tokens that carry no topic information (particles, pronouns, punctuation-only tokens are dropped too).
 STOPWORDS = frozenset(
-    [
-        "的",
-        "了",
-        "吗",
-        "呢",
-        "吧",
-        "啊",
-        "呀",
-        "么",
-        "嘛",
-        "哦",
-        "哈",
-        "是",
-        "我",
-        "你",
-        "他",
-        "她",
-        "它",
-        "我们",
-        "你们",
-        "他们",
-        "这",
-        "那",
-        "这个",
-        "那个",
-        "就",
-        "都",
-        "也",
-        "还",
-        "和",
-        "与",
-        "及",
-        "在",
-        "有",
-        "被",
-        "把",
-        "给",
-        "让",
-        "对",
-        "要",
-        "会",
-        "能",
-        "可以",
-        "一个",
-        "什么",
-        "怎么",
-        "怎么样",
-        "如何",
-        "为什么",
-        "请问",
-        "请",
-        "您",
-        "一下",
-        "现在",
-        "已经",
-        "没有",
-        "不",
-        "没",
-        "吧",
-        "说",
-        "问",
-        "想",
-        "知道",
-        "可能",
-        "应该",
-        "如果",
-        "但是",
-        "因为",
-        "所以",
-        "然后",
-        "而且",
-        "或者",
-        "之",
-        "其",
-        "该",
-        "于",
-        "个",
-        "很",
-        "太",
-        "又",
-        "再",
-        "才",
-        "啥",
-        "咋",
-        "嗯",
-    ]
+    "的 了 吗 呢 吧 啊 呀 么 嘛 哦 哈 是 我 你 他 她 它 我们 你们 他们 这 那 这个 那个 就 都 也 还 和 与 及 在 有 "
+    "被 把 给 让 对 要 会 能 可以 一个 什么 怎么 怎么样 如何 为什么 请问 请 您 一下 现在 已经 没有 不 没 "
+    "说 问 想 知道 可能 应该 如果 但是 因为 所以 然后 而且 或者 之 其 该 于 个 很 太 又 再 才 啥 咋 嗯".split()
 )
+_MAX_WORD = 8  # longer dictionary words are idioms and names that never decide a topic
+_DOMAIN_FREQ = 200000  # high enough that jieba keeps domain terms (爆通讯录, 上门催收) whole
 
 
 def _is_word(token: str) -> bool:
     return bool(token.strip()) and any(ch.isalnum() for ch in token)
 
 
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "smsguard"
+
+
+def _full_dictionary() -> tuple[list[tuple[str, str]], int]:
+    with jieba.Tokenizer().get_dict_file() as handle:
+        raw = handle.read().decode("utf-8")
+    entries = []
+    total = 0
+    for line in raw.splitlines():
+        parts = line.split(" ")
+        if len(parts) >= 2 and parts[1].isdigit():
+            entries.append((parts[0], parts[1]))
+            total += int(parts[1])
+    return entries, total
+
+
+def build_reduced_dictionary(corpus: Iterable[str]) -> tuple[str, int]:
+    """The dictionary text (``word freq`` lines) of the full dictionary's words found in ``corpus``."""
+    substrings: set[str] = set()
+    for text in corpus:
+        n = len(text)
+        for i in range(n):
+            for j in range(i + 2, min(n, i + _MAX_WORD) + 1):
+                substrings.add(text[i:j])
+    entries, total = _full_dictionary()
+    kept = [f"{word} {freq}" for word, freq in entries if len(word) == 1 or word in substrings]
+    return "\n".join(kept) + "\n", total
+
+
 class ChineseTokenizer:
-    def __init__(self, domain_words: Iterable[str] = ()):
-        self._jieba = jieba.Tokenizer()
+    def __init__(
+        self, domain_words: Iterable[str] = (), corpus: Iterable[str] = (), cache_dir: Path | None = None
+    ):
         self._words = tuple(dict.fromkeys(w for w in domain_words if w and len(w) > 1))
-        self._ready = False
+        self._corpus = tuple(corpus)
+        self._cache_dir = cache_dir
+        self._jieba: jieba.Tokenizer | None = None
         self._lock = threading.Lock()
+
+    def _reduced_dictionary_file(self) -> tuple[Path, int]:
+        digest = hashlib.sha256("\n".join(self._corpus).encode()).hexdigest()[:16]
+        cache_dir = self._cache_dir or Path(tempfile.gettempdir()) / "smsguard"
+        path = cache_dir / f"jieba-{digest}.dict"
+        total_path = path.with_suffix(".total")
+        try:
+            return path, int(total_path.read_text())
+        except (OSError, ValueError):
+            pass
+        text, total = build_reduced_dictionary(self._corpus)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for target, content in ((path, text), (total_path, str(total))):
+            fd, tmp = tempfile.mkstemp(dir=cache_dir)  # atomic: a concurrent start never reads half a file
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            os.replace(tmp, target)
+        return path, total
+
+    def _reduced_tokenizer(self) -> jieba.Tokenizer | None:
+        try:
+            path, total = self._reduced_dictionary_file()
+        except OSError as exc:  # no writable cache: the full dictionary still works, only slower
+            log.warning("jieba reduced dictionary unavailable (%s); loading the full one", exc)
+            return None
+        tokenizer = jieba.Tokenizer(dictionary=str(path))
+        tokenizer.tmp_dir = str(path.parent)
+        tokenizer.initialize()
+        tokenizer.total = total  # path scores as with the full dictionary
+        return tokenizer
 
     def warm_up(self) -> None:
         with self._lock:
-            if self._ready:
+            if self._jieba is not None:
                 return
-            self._jieba.initialize()
+            tokenizer = self._reduced_tokenizer() if self._corpus else None
+            if tokenizer is None:
+                tokenizer = jieba.Tokenizer()
+                tokenizer.initialize()
             for word in self._words:
-                # A high frequency makes jieba keep domain terms (爆通讯录, 上门催收) whole.
-                self._jieba.add_word(word, freq=200000)
-            self._ready = True
+                tokenizer.add_word(word, freq=_DOMAIN_FREQ)
+            self._jieba = tokenizer
 
     def words(self, text: str) -> list[str]:
         """Content words of ``text`` (already normalized), in order, stopwords removed."""
-        if not self._ready:
+        if self._jieba is None:
             self.warm_up()
+        assert self._jieba is not None
         return [t for t in self._jieba.lcut(text, HMM=False) if _is_word(t) and t not in STOPWORDS]
