@@ -129,3 +129,14 @@ def test_the_pattern_set_finds_exactly_what_the_patterns_find_one_by_one(kb):
     for text in [c["text"] for c in verdict_cases()] + [long_text, ""]:
         norm = normalize(text)
         assert detector.detect(norm) == detect_signals(norm, kb.signals), text[:40]
+
+
+def test_complaint_templates_are_validated(kb_copy):
+    path = kb_copy / "complaints" / "conduct.yaml"
+    _edit_yaml(path, lambda d: d[0].update(signals=["nosuch."]))
+    assert any("conduct.yaml" in p and "nosuch." in p for p in _problems(kb_copy))
+
+
+def test_shipped_complaint_channels(kb):
+    assert {c.id for c in kb.complaint_channels} == {"lender", "12378", "110", "96110", "12321"}
+    assert kb.conduct_rules

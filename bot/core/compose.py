@@ -52,7 +52,8 @@ def confidence_words(confidence: float) -> str:
 
 def short_title(title: str) -> str:
     """ "中华人民共和国民事诉讼法 (2023年9月1日第五次修正)" -> "民事诉讼法": what a reader recognises."""
-    title = _EDITION_SUFFIX.sub("", title)
+    while _EDITION_SUFFIX.search(title):  # "(2022) (Art. 30: …)": strip every trailing note
+        title = _EDITION_SUFFIX.sub("", title)
     return title.removeprefix("中华人民共和国")
 
 

@@ -138,7 +138,8 @@ def extract_entities(norm: Normalized, platforms: PlatformFinder) -> Entities:
             if not _overlaps(m.span(), taken):
                 phones.append(m.group())
                 taken.append(m.span())
-    senders = [next(g for g in m.groups() if g) for m in SENDER.finditer(text)]
+    # Senders are shown to people: quote them as written ("XX金融", not the lower-cased "xx金融").
+    senders = [norm.quote(*next(m.span(g) for g in (1, 2) if m.group(g))) for m in SENDER.finditer(text)]
     return Entities(
         senders=_unique(s.strip() for s in senders),
         phones=_unique(phones),

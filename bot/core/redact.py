@@ -8,6 +8,7 @@ personal and stay.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from bot.core.extract import find_personal_numbers
 from bot.core.normalize import normalize
@@ -51,15 +52,21 @@ def _name_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def redact(text: str) -> str:
-    """Return ``text`` with ID-card, bank-card and mobile numbers and addressee names replaced."""
+def redact(
+    text: str, *, placeholders: Mapping[str, str] = PLACEHOLDERS, keep: frozenset[str] = frozenset()
+) -> str:
+    """Return ``text`` with ID-card, bank-card and mobile numbers and addressee names replaced.
+
+    ``keep`` names kinds to leave alone (complaint drafts keep the collector's mobile numbers as evidence).
+    """
     if not text:
         return text
     norm = normalize(text)
     found: list[tuple[int, int, str]] = [
-        (s.start, s.end, PLACEHOLDERS[s.kind]) for s in find_personal_numbers(norm.text)
+        (s.start, s.end, placeholders[s.kind]) for s in find_personal_numbers(norm.text) if s.kind not in keep
     ]
-    found += [(a, b, PLACEHOLDERS["name"]) for a, b in _name_spans(norm.text)]
+    if "name" not in keep:
+        found += [(a, b, placeholders["name"]) for a, b in _name_spans(norm.text)]
     if not found:
         return text
     # Map to original spans, merge overlaps, replace right to left so earlier offsets stay valid.

@@ -16,7 +16,15 @@ import re2
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bot.knowledge.models import SOURCE_REF, Platform, Signal, Source, Topic
+from bot.knowledge.models import (
+    SOURCE_REF,
+    ComplaintChannel,
+    ConductRule,
+    Platform,
+    Signal,
+    Source,
+    Topic,
+)
 
 # libyaml's loader when PyYAML was built with it: the same safe constructors, several times faster.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -49,6 +57,8 @@ class Knowledge:
     warnings: tuple[str, ...] = ()
     topic_by_id: dict[str, Topic] = field(default_factory=dict)
     root: Path | None = None
+    complaint_channels: tuple[ComplaintChannel, ...] = ()
+    conduct_rules: tuple[ConductRule, ...] = ()
 
     def topic(self, topic_id: str) -> Topic:
         return self.topic_by_id[topic_id]
@@ -137,6 +147,10 @@ def _content_hash(paths: Iterable[Path], root: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def _existing(path: Path) -> list[Path]:
+    return [path] if path.exists() else []
+
+
 def knowledge_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.yaml") if p.is_file())
 
@@ -151,15 +165,18 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
 
     topics = _load_all(Topic, sorted((root / "topics").glob("*.yaml")), problems)
     signals = _load_all(Signal, sorted((root / "signals").glob("*.yaml")), problems)
-    platforms = _load_all(
-        Platform, [root / "platforms.yaml"] if (root / "platforms.yaml").exists() else [], problems
-    )
-    sources = _load_all(Source, [root / "sources.yaml"] if (root / "sources.yaml").exists() else [], problems)
+    platforms = _load_all(Platform, _existing(root / "platforms.yaml"), problems)
+    sources = _load_all(Source, _existing(root / "sources.yaml"), problems)
+    complaints_dir = root / "complaints"
+    channels = _load_all(ComplaintChannel, _existing(complaints_dir / "channels.yaml"), problems)
+    conduct = _load_all(ConductRule, _existing(complaints_dir / "conduct.yaml"), problems)
     for kind, loaded in (
         ("topic", topics),
         ("signal", signals),
         ("platform", platforms),
         ("source", sources),
+        ("complaint channel", channels),
+        ("conduct rule", conduct),
     ):
         _no_duplicate_ids(kind, loaded, problems)
     if not topics:
@@ -189,6 +206,19 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
     for path, platform in platforms:
         check_refs(path, platform.id, platform.sources)
 
+    signal_ids = [sig.id for _, sig in signals]
+    for path, rule in conduct:
+        for r in rule.rules:
+            check_refs(path, rule.id, r.sources)
+        for prefix in rule.signals:
+            if not any(sid.startswith(prefix) for sid in signal_ids):
+                problems.append(f"{path.name}: entry {rule.id!r}: no signal id starts with {prefix!r}")
+    for path, complaint in channels:
+        check_refs(path, complaint.id, complaint.sources)
+        for prefix in complaint.when_signals:
+            if not any(sid.startswith(prefix) for sid in signal_ids):
+                problems.append(f"{path.name}: entry {complaint.id!r}: no signal id starts with {prefix!r}")
+
     compiled: list[CompiledSignal] = []
     for path, signal in signals:
         for topic_id in signal.topics:
@@ -210,6 +240,8 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         warnings=tuple(warnings),
         topic_by_id={t.id: t for t in topic_list},
         root=root,
+        complaint_channels=tuple(c for _, c in channels),
+        conduct_rules=tuple(r for _, r in conduct),
     )
 
 

@@ -109,3 +109,44 @@ class Source(_Strict):
     title: str = Field(min_length=2)
     url: str | None = None
     status: Literal["confirmed", "secondary", "unconfirmed", "contested"] = "confirmed"
+
+
+class Rule(_Strict):
+    text: str = Field(min_length=4)
+    sources: tuple[str, ...] = Field(min_length=1)
+
+    _refs = field_validator("sources")(_check_source_refs)
+
+
+class ConductRule(_Strict):
+    """What one kind of conduct breaks; matches signals whose id starts with one of ``signals``."""
+
+    id: str = Field(pattern=SLUG)
+    signals: tuple[str, ...] = Field(min_length=1)
+    conduct: str = Field(min_length=4)
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    reviewed: dt.date
+
+    def covers(self, signal_id: str) -> bool:
+        return any(signal_id.startswith(prefix) for prefix in self.signals)
+
+
+class ComplaintChannel(_Strict):
+    id: str = Field(pattern=SLUG)
+    name: str = Field(min_length=2)
+    to: str = Field(min_length=2)
+    verdicts: tuple[Verdict, ...] = Field(min_length=1)
+    when_signals: tuple[str, ...] = ()  # if given, only when a signal with one of these id prefixes fired
+    subject: str = Field(min_length=2)  # may use {lender}
+    opening: str = Field(min_length=4)
+    asks: tuple[str, ...] = Field(min_length=1)
+    note: str | None = None
+    sources: tuple[str, ...] = Field(min_length=1)
+    reviewed: dt.date
+
+    _refs = field_validator("sources")(_check_source_refs)
+
+    def fits(self, verdict: str, signal_ids: tuple[str, ...]) -> bool:
+        if verdict not in self.verdicts:
+            return False
+        return not self.when_signals or any(s.startswith(p) for s in signal_ids for p in self.when_signals)
