@@ -109,6 +109,21 @@ def run(ctx: click.Context, kb_dir: Path | None) -> None:
     ctx.invoke(chat, kb_dir=kb_dir)
 
 
+@main.command()
+@kb_dir_option
+def telegram(kb_dir: Path | None) -> None:
+    """Run the Telegram bot: long polling, or a webhook when TELEGRAM_WEBHOOK_URL is set. Stop with Ctrl-C."""
+    from bot.adapters.telegram import TelegramStartError, check_settings, run_telegram
+
+    settings = build_settings()
+    try:
+        check_settings(settings)  # token and webhook settings, before the slow start-up
+        logging.getLogger("bot").setLevel(logging.INFO)  # one line per case; never the text or the token
+        run_telegram(settings, build_service(settings, kb_dir))
+    except TelegramStartError as exc:
+        fail(str(exc))
+
+
 def _check_one(analyzer: Any, text: str) -> dict[str, Any]:
     return analyzer.analyze(text).as_dict()
 

@@ -47,6 +47,8 @@ class Incoming:
     chat_id: str
     text: str
     message_id: str | None = None  # for de-duplicating redelivered messages
+    forward_origin: str | None = None  # a forwarded message's origin type ("user", "hidden_user", "channel"…)
+    forwarded_at: str | None = None  # the original message's date (ISO 8601, UTC), when forwarded
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,16 @@ class Service:
         key = None
         if incoming.message_id is not None:
             key = self.store.message_key(incoming.channel, incoming.chat_id, incoming.message_id)
-        case = NewCase(incoming.channel, incoming.user_id, text[:MAX_TEXT_CHARS], analysis, key, throttled)
+        case = NewCase(
+            incoming.channel,
+            incoming.user_id,
+            text[:MAX_TEXT_CHARS],
+            analysis,
+            key,
+            throttled,
+            forward_origin=incoming.forward_origin,
+            forwarded_at=incoming.forwarded_at,
+        )
         case_id = self.store.log_case(case)
         log.info(
             "case=%s channel=%s verdict=%s throttled=%s ms=%s",

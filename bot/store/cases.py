@@ -54,6 +54,8 @@ class NewCase:
     analysis: Analysis | None  # None for throttled messages that were not analysed
     message_key: str | None = None
     throttled: bool = False
+    forward_origin: str | None = None  # origin type of a forwarded message (no names), see m002
+    forwarded_at: str | None = None
 
 
 class CaseStore:
@@ -119,6 +121,8 @@ class CaseStore:
             "kind": a.kind if a else "sms",
             "verdict": a.verdict if a else "unrelated",
             "confidence": a.confidence if a else None,
+            "forward_origin": case.forward_origin,
+            "forwarded_at": case.forwarded_at,
         }
         if a is not None:
             entities = a.entities.as_dict()

@@ -47,3 +47,10 @@ def m001_create_cases(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE UNIQUE INDEX idx_cases_message_key ON cases(message_key) WHERE message_key IS NOT NULL"
     )
+
+
+@migrations()
+def m002_forward_metadata(db: sqlite_utils.Database) -> None:
+    """Forwarded messages (Telegram): the origin's type and the original date, never the sender's name."""
+    db.table("cases").add_column("forward_origin", str)
+    db.table("cases").add_column("forwarded_at", str)

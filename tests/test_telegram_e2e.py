@@ -1,0 +1,310 @@
+"""End to end: ``python -m bot telegram`` as a real process against a fake Bot API on 127.0.0.1.
+
+Polling (the issue's "done when" list, in order, on one bot process), webhook mode with and without the
+secret token, and start-up failures. Nothing leaves 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.store import keyed_hash
+from tests.fake_bot_api import (
+    BOT_USER,
+    TOKEN,
+    FakeBotAPI,
+    buttons,
+    callback,
+    forwarded,
+    message,
+    sticker,
+    utf16_len,
+)
+from tests.helpers import ROOT
+
+SECRET = "e2e-user-hash-secret-0123456789abcdef"
+ALLOWED_METHODS = {
+    "getMe", "deleteWebhook", "setWebhook", "getUpdates", "sendMessage", "sendDocument", "editMessageText",
+    "editMessageReplyMarkup", "answerCallbackQuery", "sendChatAction", "setMyCommands", "getFile",
+}  # fmt: skip
+SMS = "【XX金融】您的借款已逾期20天，再不还钱就爆你通讯录，通知你家人和单位。"
+FORWARDED_SMS = "【XX法院】你涉嫌恶意逾期已被立案，请于今日内将欠款转入指定安全账户，否则冻结你名下银行卡。"
+GROUP = -100777
+
+
+class BotProcess:
+    def __init__(self, fake: FakeBotAPI, base_url: str, tmp: Path, **env: str):
+        self.db = tmp / "cases.db"
+        self.stderr_path = tmp / "stderr.log"
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))
+        }
+        full_env |= {
+            "PYTHONPATH": str(ROOT),
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_BASE_URL": base_url,
+            "TELEGRAM_BASE_FILE_URL": fake.file_url,
+            "TELEGRAM_RATE_LIMIT": "200",
+            "SMSGUARD_DB": str(self.db),
+            "SMSGUARD_SECRET": SECRET,
+            "USER_RATE_LIMIT": "10",
+        } | env
+        self._stderr = self.stderr_path.open("w")
+        # cwd: a fresh directory, so no developer's .env is read
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "telegram"], env=full_env, cwd=tmp, stderr=self._stderr,
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._stderr.close()
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(self.db) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def polling(tmp_path_factory) -> Iterator[tuple[FakeBotAPI, BotProcess]]:
+    fake = FakeBotAPI()
+    base = fake.start()
+    bot = BotProcess(fake, base, tmp_path_factory.mktemp("polling"))
+    try:
+        fake.wait_for(
+            lambda: fake.calls_of("getUpdates") or bot.proc.poll() is not None, 60, "first getUpdates"
+        )
+        assert bot.proc.poll() is None, bot.stderr
+        yield fake, bot
+    finally:
+        bot.stop()
+        fake.stop()
+
+
+def wait_sent(fake: FakeBotAPI, chat_id: int, n: int = 1, timeout: float = 15) -> list[dict[str, Any]]:
+    return fake.wait_for(
+        lambda: len(fake.sent(chat_id)) >= n and fake.sent(chat_id), timeout, f"{n} to {chat_id}"
+    )
+
+
+def case_id_of(sent: dict[str, Any]) -> int:
+    return int(next(b for b in buttons(sent) if b.startswith("fb:")).split(":")[1])
+
+
+def test_start_pasted_and_forwarded_sms_get_verdicts_with_buttons(polling):
+    fake, bot = polling
+    fake.push(message(10, 10, "/start"))
+    assert "全文粘贴" in wait_sent(fake, 10)[0]["text"]
+    fake.push(message(10, 10, SMS))
+    pasted = wait_sent(fake, 10, 2)[1]
+    assert "违法催收" in pasted["text"] and pasted["parse_mode"] == "HTML"
+    assert f"fb:{case_id_of(pasted)}:1" in buttons(pasted)
+    fake.push(forwarded(20, 20, FORWARDED_SMS, origin_date=1_790_000_000))
+    [fwd] = wait_sent(fake, 20)
+    assert "疑似诈骗" in fwd["text"] and "转发的消息" in fwd["text"] and buttons(fwd)
+    assert bot.rows("SELECT forward_origin, forwarded_at FROM cases WHERE id = ?", (case_id_of(fwd),)) == [
+        ("hidden_user", "2026-09-21T14:13:20+00:00")
+    ]
+    assert fake.offsets and fake.offsets == sorted(fake.offsets)  # offset confirms what was fetched
+
+
+def test_buttons_work_feedback_is_stored_in_sqlite(polling):
+    fake, bot = polling
+    fake.push(message(11, 11, SMS))
+    [sent] = wait_sent(fake, 11)
+    case_id = case_id_of(sent)
+    fake.push(callback(11, 11, f"fb:{case_id}:1", sent))
+    fake.wait_for(lambda: fake.calls_of("answerCallbackQuery"), what="answerCallbackQuery")
+    fake.wait_for(lambda: bot.rows("SELECT feedback FROM cases WHERE id = ?", (case_id,)) == [("up",)], 5)
+    fake.push(callback(11, 11, f"alt:{case_id}", sent))
+    edits = fake.wait_for(lambda: fake.calls_of("editMessageReplyMarkup")[1:], what="keyboard edits")
+    topic = next(b for b in buttons(edits[-1].params) if b.startswith("t:"))
+    fake.push(callback(11, 11, topic, sent))
+    assert len(wait_sent(fake, 11, 2)) == 2
+
+
+def test_sticker_gets_a_helpful_reply(polling):
+    fake, _ = polling
+    fake.push(sticker(12, 12))
+    [hint] = wait_sent(fake, 12)
+    assert "贴纸" in hint["text"] and "复制" in hint["text"]
+
+
+def test_group_is_silent_unless_addressed(polling):
+    fake, bot = polling
+    fake.push(message(GROUP, 70, SMS))  # not addressed: ignored, not even logged
+    fake.push(message(GROUP, 70, f"@{BOT_USER['username']} {SMS}"))
+    wait_sent(fake, GROUP)
+    time.sleep(0.5)
+    assert len(fake.sent(GROUP)) == 1
+    user = keyed_hash(SECRET.encode(), "70")
+    assert bot.rows("SELECT count(*) FROM cases WHERE user_hash = ?", (user,)) == [(1,)]
+
+
+def test_a_flood_of_25_from_one_user_is_throttled_and_logged(polling):
+    fake, bot = polling
+    for i in range(25):
+        fake.push(message(50, 50, f"第{i}条 {SMS}"))
+    sent = wait_sent(fake, 50, 11)
+    time.sleep(1.0)  # nothing more comes
+    assert len(fake.sent(50)) == 11
+    assert "发得有点快" in sent[10]["text"] and all("判断" in s["text"] for s in sent[:10])
+    user = keyed_hash(SECRET.encode(), "50")
+    assert bot.rows("SELECT throttled, count(*) FROM cases WHERE user_hash = ? GROUP BY 1", (user,)) == [
+        (0, 10),
+        (1, 15),
+    ]
+
+
+def test_429_and_500_from_the_server_are_survived(polling):
+    fake, _ = polling
+    fake.fail(429, methods={"sendMessage"}, times=2, retry_after=1)
+    fake.push(message(60, 60, SMS))
+    wait_sent(fake, 60, timeout=20)
+    assert [c.status for c in fake.calls_of("sendMessage", ok_only=False) if c.params["chat_id"] == 60] == [
+        429,
+        429,
+        200,
+    ]
+    fake.fail(500, methods={"getUpdates"}, seconds=2.0)
+    fake.push(message(61, 61, SMS))  # fetched by the poll already waiting
+    wait_sent(fake, 61)
+    fake.push(message(62, 62, SMS))  # needs polling to recover from the 500s
+    wait_sent(fake, 62, timeout=25)
+    assert any(c.status == 500 for c in fake.calls_of("getUpdates", ok_only=False))
+
+
+def test_sigint_stops_cleanly_and_every_case_was_logged(polling):
+    fake, bot = polling
+    assert bot.stop() == 0
+    stderr = bot.stderr
+    assert "Traceback" not in stderr, stderr
+    assert TOKEN not in stderr and TOKEN.split(":")[1] not in stderr
+    calls = fake.calls
+    last_poll = fake.calls_of("getUpdates")[-1].params
+    assert last_poll["timeout"] == 0 and last_poll["offset"] == max(fake.offsets)  # fetched updates confirmed
+    assert {c.method for c in calls} <= ALLOWED_METHODS
+    assert not [c for c in calls if c.status == 400], [c.params for c in calls if c.status == 400]
+    assert all(utf16_len(c.params["text"]) <= 4096 for c in calls if c.method == "sendMessage")
+    (cases,) = bot.rows("SELECT count(*) FROM cases")[0]
+    # 10 pasted + 20 forwarded + 11 button test + 70 group + 25 flood + 60/61/62
+    assert cases == 1 + 1 + 1 + 1 + 25 + 3
+    assert stderr.count("channel=telegram") == cases  # one log line per case
+
+
+# --- webhook ----------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+def post_update(port: int, body: dict[str, Any], secret: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    data = json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/tg/hook", data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize("secret", ["wh-Secret_123", None])
+def test_webhook_mode_with_and_without_secret(tmp_path, secret):
+    fake = FakeBotAPI()
+    base = fake.start()
+    port = free_port()
+    env = {
+        "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/tg/hook",
+        "TELEGRAM_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+    }
+    if secret:
+        env["TELEGRAM_WEBHOOK_SECRET"] = secret
+    bot = BotProcess(fake, base, tmp_path, **env)
+    try:
+        fake.wait_for(lambda: fake.webhook or bot.proc.poll() is not None, 60, "setWebhook")
+        assert bot.proc.poll() is None, bot.stderr
+        assert fake.webhook is not None and fake.webhook["url"] == env["TELEGRAM_WEBHOOK_URL"]
+        assert fake.webhook.get("secret_token") == secret
+        wait_listening(port, bot.proc)
+        update = {"update_id": 1} | message(30, 30, SMS)
+        if secret:
+            assert post_update(port, update, None) == 403
+            assert post_update(port, update, "wrong") == 403
+        assert post_update(port, update, secret) == 200
+        [sent] = wait_sent(fake, 30)
+        assert "违法催收" in sent["text"] and buttons(sent)
+        assert not fake.calls_of("getUpdates", ok_only=False)
+    finally:
+        assert bot.stop() == 0
+        fake.stop()
+    assert "Traceback" not in bot.stderr and TOKEN not in bot.stderr
+    assert bot.rows("SELECT count(*) FROM cases") == [(1,)]
+    assert ("TELEGRAM_WEBHOOK_SECRET is unset" in bot.stderr) == (secret is None)
+
+
+# --- start-up failures ------------------------------------------------------------------------------------
+
+
+def test_wrong_or_missing_token_fails_with_one_line(tmp_path):
+    fake = FakeBotAPI(token="987654321:AAOtherTokenTheServerKnows_abcdefgh")
+    base = fake.start()
+    try:
+        bot = BotProcess(fake, base, tmp_path)
+        returncode = bot.proc.wait(60)
+        bot.stop()
+        assert returncode == 1
+    finally:
+        fake.stop()
+    lines = bot.stderr.strip().splitlines()
+    assert lines == [
+        "error: the Bot API rejected TELEGRAM_BOT_TOKEN (wrong or revoked token; check it with @BotFather)"
+    ]
+    missing = subprocess.run(
+        [sys.executable, "-m", "bot", "telegram"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")} | {"PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == [
+        "error: TELEGRAM_BOT_TOKEN is not set (create a bot with @BotFather to get one)"
+    ]
