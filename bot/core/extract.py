@@ -25,15 +25,17 @@ SERVICE_NUMBER = re.compile(
     + r"(?![0-9元块万号年月日]|[,.][0-9])"
 )
 URL = re.compile(
-    r"(?:https?://|www\.)[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef，。！？、；：“”‘’（）【】《》]+"
-    r"|(?<![a-z0-9@.])[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63})*"
+    r"(?:https?://|www\.)[^\s\u3000-\u303f\u4e00-\u9fff\uff00-\uffef，。！？、；：“”‘’（）【】《》]{1,500}"
+    r"|(?<![a-z0-9@.])[a-z0-9][a-z0-9-]{0,62}(?:\.[a-z0-9-]{1,63}){0,8}"
     r"\.(?:com|cn|net|org|cc|top|vip|xyz|me|ly|io|co|info|app|link|club|site|shop|tk|ml|im|tv|in|ink|pub)"
-    r"(?:/[a-z0-9/_\-.?=&%#]*)?(?![a-z0-9])"
+    r"(?:/[a-z0-9/_\-.?=&%#]{0,500})?(?![a-z0-9])"
 )
+# Quantifiers are bounded: an unbounded "[0-9,]*" before a unit backtracks quadratically over a long run
+# of digits that has no unit after it.
 AMOUNT = re.compile(
-    r"(?:[¥￥]\s?[0-9][0-9,]*(?:\.[0-9]+)?)"
-    r"|(?:[0-9][0-9,]*(?:\.[0-9]+)?\s?(?:万元|元|块|万|rmb))"
-    r"|(?:人民币\s?[0-9][0-9,]*(?:\.[0-9]+)?)"
+    r"(?:[¥￥]\s?[0-9][0-9,]{0,15}(?:\.[0-9]{1,4})?)"
+    r"|(?:[0-9][0-9,]{0,15}(?:\.[0-9]{1,4})?\s?(?:万元|元|块|万|rmb))"
+    r"|(?:人民币\s?[0-9][0-9,]{0,15}(?:\.[0-9]{1,4})?)"
 )
 DATE = re.compile(
     r"[0-9]{4}年[0-9]{1,2}月[0-9]{1,2}[日号]?"
