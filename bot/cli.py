@@ -198,19 +198,29 @@ def kb_export(as_json: bool, kb_dir: Path | None) -> None:
 
 
 @main.command("eval")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--from-cases", is_flag=True, help="Score the operators' labelled cases (not promoted ones).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 @kb_dir_option
-def eval_(file: Path, as_json: bool, kb_dir: Path | None) -> None:
+def eval_(file: Path | None, from_cases: bool, as_json: bool, kb_dir: Path | None) -> None:
     """Score a labelled JSONL file of messages ("accept") and/or questions ("topics")."""
     from bot.evaluate import EvalFileError, evaluate, format_report, parse_rows
 
-    try:
-        rows = parse_rows(file.read_text(encoding="utf-8").splitlines())
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    except (EvalFileError, UnicodeDecodeError) as exc:
-        fail(f"{file}: {exc}")
+    if (file is None) == (not from_cases):
+        raise click.UsageError("give either FILE or --from-cases")
+    if file is None:
+        from bot.commands.cases import labelled_eval_rows
+
+        rows = labelled_eval_rows()
+        if not rows:
+            fail("no labelled cases to score (label some with `smsguard cases label`)")
+    else:
+        try:
+            rows = parse_rows(file.read_text(encoding="utf-8").splitlines())
+        except OSError as exc:
+            fail(f"cannot read {file}: {exc.strerror or exc}")
+        except (EvalFileError, UnicodeDecodeError) as exc:
+            fail(f"{file}: {exc}")
     analyzer = build_analyzer(kb_dir)
     analyzer.warm_up()  # measure per-message latency, not the one-off dictionary load
     report = evaluate(rows, analyzer.analyze)
@@ -219,3 +229,14 @@ def eval_(file: Path, as_json: bool, kb_dir: Path | None) -> None:
         click.echo(json.dumps(report, ensure_ascii=False))
     else:
         click.echo(format_report(report))
+
+
+def _add_commands() -> None:
+    from bot.commands.cases import cases
+    from bot.commands.dashboard import dashboard
+
+    main.add_command(cases)
+    main.add_command(dashboard)
+
+
+_add_commands()

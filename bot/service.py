@@ -187,12 +187,22 @@ class Service:
             return Outgoing(text, None, item.analysis, item.case_id)
         return Outgoing(reply.details or "这条消息没有更多说明了。", None, item.analysis, item.case_id)
 
+    def swap_analyzer(self, analyzer: Analyzer) -> Analyzer:
+        """Answer with ``analyzer`` (new knowledge) from the next message on; returns the previous one.
+
+        Thread-safe: a message being analysed finishes with the analyzer it started with.
+        """
+        with self._lock:
+            previous, self.analyzer = self.analyzer, analyzer
+        return previous
+
     def answer_topic(self, topic_id: str) -> Outgoing | None:
         """The answer of one knowledge topic (a "你是不是想问" choice); None for an unknown id."""
-        topic = self.analyzer.kb.topic_by_id.get(topic_id)
+        kb = self.analyzer.kb  # one knowledge base throughout, even if it is swapped meanwhile
+        topic = kb.topic_by_id.get(topic_id)
         if topic is None:
             return None
-        reply = compose_topic_reply(self.analyzer.kb, topic)
+        reply = compose_topic_reply(kb, topic)
         return Outgoing(reply.as_text(), reply)
 
     def record_feedback(self, case_id: int, helpful: bool) -> bool:

@@ -48,3 +48,28 @@ def check_json(*args: str, **kw: Any) -> dict[str, Any]:
 
 def verdict_cases() -> list[dict[str, Any]]:
     return yaml.safe_load((DATA / "verdict_cases.yaml").read_text(encoding="utf-8"))
+
+
+# Messages for a case database filled through the console chat (operators' tests): near-duplicates, a
+# question, personal data to redact, small talk.
+CONSOLE_MESSAGES = [
+    "【XX金融】您的借款已逾期20天，我司将安排专员上门走访核实您的还款能力。",
+    "【XX金融】您的借款已逾期25天，我司将安排专员上门走访核实您的还款能力。",
+    "【XX金融】您的借款已逾期31天，我司将安排专员上门走访核实您的还款能力！",
+    "尊敬的张伟先生，再不还款就爆你通讯录，联系催收员13812345678",
+    "【京东金融】您的白条账户未注销将影响征信，请添加客服QQ办理注销并将额度转入监管账户。",
+    "催收说明天要派人来我家门口堵我，我该怎么应对才好",
+    "晚上一起吃火锅吗？",
+    "【工商银行】您尾号8812的信用卡本期应还1,250.00元，到期还款日12月05日。",
+    "您好，(2026)京0105民初23145号案件已立案，请登录人民法院在线服务查看起诉状，或致电12368核实。",
+    "你好",
+]
+
+
+def fill_case_db(path: Path, messages: list[str] | None = None, **env: str) -> None:
+    """Log cases the way users do: the console chat, piped, with SMSGUARD_DB=path."""
+    stdin = "\n".join(messages or CONSOLE_MESSAGES) + "\n"
+    proc = run_cli(
+        "chat", stdin=stdin, env={"SMSGUARD_DB": str(path), "SMSGUARD_SECRET": "test-secret", **env}
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,12 +97,29 @@ class CaseStore:
     def message_key(self, channel: str, chat_id: str, message_id: str) -> str:
         return keyed_hash(self._key, f"{channel}:{chat_id}:{message_id}")
 
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """A write transaction that takes the write lock first (``BEGIN IMMEDIATE``).
+
+        sqlite-utils reads the schema before an insert; in a deferred transaction that read would have to be
+        upgraded to a write, which fails at once ("database is locked") when another thread or process
+        wrote meanwhile (the retention job, an operator's label). Taking the lock first waits instead.
+        """
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     def log_case(self, case: NewCase) -> int | None:
         """Write one case; returns its id, or None when ``message_key`` was already logged."""
         row = self._row(case)
         try:
-            with self.db.conn:
-                table = self.db.table("cases")
+            with self.write() as db:
+                table = db.table("cases")
                 table.insert(row)
                 return int(table.last_pk)  # type: ignore[arg-type]
         except sqlite3.IntegrityError:
@@ -154,10 +173,20 @@ class CaseStore:
     def delete_user_cases(self, user_id: str) -> int:
         with self.db.conn:
             cur = self.db.execute("DELETE FROM cases WHERE user_hash = ?", [self.user_hash(user_id)])
+        if cur.rowcount:
+            compact_search_index(self.db)
         return cur.rowcount
 
     def count(self) -> int:
         return self.db.table("cases").count
+
+
+def compact_search_index(db: sqlite_utils.Database) -> None:
+    """Merge the trigram index after deletions, so deleted cases' entries are dropped rather than only
+    marked deleted (``secure_delete`` then overwrites the freed pages)."""
+    if db.table("cases_fts").exists():
+        with db.conn:
+            db.execute("INSERT INTO cases_fts (cases_fts) VALUES ('optimize')")
 
 
 def case_json(row: dict[str, Any]) -> dict[str, Any]:
