@@ -11,20 +11,27 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.core import Analysis, Analyzer, Reply
+from bot.core.complaint import Draft, Message, draft_complaints
 from bot.core.compose import compose_topic_reply
 from bot.core.normalize import normalize
+from bot.ocr import OcrImageError, OcrUnavailable, ScreenshotReader, format_read_text
 from bot.store import CaseStore, NewCase
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 20000  # longer input is analysed in full but only this much is stored
 RATE_WINDOW_SECONDS = 60.0
+MAX_RECENT_PER_CHAT = 20  # messages kept in memory per chat for follow-ups and /evidence
 
 EMPTY_REPLY = "请把收到的短信全文粘贴或转发给我，或者直接提问，比如“上门催收合法吗”。"
 THROTTLED_NOTICE = "你发得有点快，我先处理前面的消息。请一分钟后再发，内容不会丢失。"
+IMAGE_CASE_TEXT = "[截图]"  # the case text of a screenshot that was throttled before it was read
+OCR_OFF_REPLY = "这里还没有开启截图识别。请把短信文字复制后粘贴发给我（长按短信，选“复制”）。"
+IMAGE_UNREADABLE_REPLY = "这张图片我打不开。请重新发送短信截图（JPG 或 PNG），或把短信文字复制粘贴发给我。"
+NO_TEXT_REPLY = "我没能从这张图片里认出文字。请发送清晰、完整的短信截图，或把短信文字复制粘贴发给我。"
 _FOLLOW_UP_DETAILS = re.compile(r"^(详细|详情|更多|展开|具体说说|详细点|详细说说)[。!！?？]*$")
 _FOLLOW_UP_STEPS = re.compile(r"^(怎么办|那怎么办|我该怎么办|该怎么办|怎么处理|下一步呢?)[。!！?？]*$")
 _FOLLOW_UP_NUMBER = re.compile(
@@ -58,16 +65,18 @@ class Outgoing:
     analysis: Analysis | None = None
     case_id: int | None = None
     duplicate: bool = False
+    read_text: str | None = None  # a screenshot's text as echoed to the user (redacted; also in ``text``)
 
 
 @dataclass
 class _Recent:
-    """The chat's last analysed case, kept in memory only (raw text never touches disk by default)."""
+    """An analysed message of the chat, kept in memory only (raw text never touches disk by default)."""
 
     case_id: int | None
     analysis: Analysis
     text: str
     at: float
+    received_at: str | None = None  # the original message's date, when forwarded
 
 
 @dataclass
@@ -85,6 +94,7 @@ class Service:
         user_rate_limit: int = 10,
         raw_text_ttl_minutes: int = 1440,
         clock=time.monotonic,
+        screenshots: ScreenshotReader | None = None,
     ):
         self.analyzer = analyzer
         self.store = store
@@ -92,8 +102,9 @@ class Service:
         self._ttl = raw_text_ttl_minutes * 60.0
         self._clock = clock
         self._rates: dict[str, _RateState] = {}
-        self._recent: dict[str, _Recent] = {}
+        self._recent: dict[str, deque[_Recent]] = {}
         self._lock = threading.Lock()
+        self.screenshots = screenshots  # created on the first screenshot when not given
 
     def handle(self, incoming: Incoming) -> Outgoing | None:
         """Answer one message. ``None`` means: logged, deliberately not answered (throttled)."""
@@ -102,6 +113,10 @@ class Service:
         if verdict_on_rate != "ok":
             self._log(incoming, text, None, throttled=True)
             return Outgoing(THROTTLED_NOTICE) if verdict_on_rate == "notify" else None
+        return self._answer(incoming, text)
+
+    def _answer(self, incoming: Incoming, text: str) -> Outgoing | None:
+        """Everything in :meth:`handle` after the rate limit (shared with :meth:`handle_image`)."""
         if not normalize(text[:200]).text:
             return Outgoing(EMPTY_REPLY)
         follow_up = self._follow_up(incoming.chat_id, normalize(text).text)
@@ -112,8 +127,55 @@ class Service:
         if case_id is None and incoming.message_id is not None:
             return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, None, duplicate=True)
         with self._lock:
-            self._recent[incoming.chat_id] = _Recent(case_id, analysis, text, self._clock())
+            recent = self._recent.setdefault(incoming.chat_id, deque(maxlen=MAX_RECENT_PER_CHAT))
+            recent.append(_Recent(case_id, analysis, text, self._clock(), incoming.forwarded_at))
         return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, case_id)
+
+    def handle_image(self, incoming: Incoming, image: bytes) -> Outgoing | None:
+        """Answer a screenshot: read its text on this machine, then answer that like a pasted message.
+
+        Blocking (about a second; the OCR models load on the first image): call it off the event loop.
+        ``incoming.text`` (a caption) is not analysed. Rate-limited and logged like :meth:`handle` (``None``:
+        throttled); the reply starts with the text that was read, redacted, also given as ``read_text``.
+        """
+        verdict_on_rate = self._check_rate(incoming.user_id)
+        if verdict_on_rate != "ok":
+            self._log(incoming, IMAGE_CASE_TEXT, None, throttled=True)
+            return Outgoing(THROTTLED_NOTICE) if verdict_on_rate == "notify" else None
+        try:
+            read = self._screenshot_reader().read(image)
+        except OcrUnavailable as exc:
+            log.warning("screenshot not read: %s", exc)
+            return Outgoing(OCR_OFF_REPLY)
+        except OcrImageError as exc:
+            log.info("screenshot not read: %s", exc)
+            return Outgoing(IMAGE_UNREADABLE_REPLY)
+        log.info(
+            "screenshot read: %dx%d, %d chars, %.2f s", read.width, read.height, len(read.text), read.seconds
+        )
+        if not normalize(read.text[:200]).text:
+            return Outgoing(NO_TEXT_REPLY)
+        out = self._answer(incoming, read.text)
+        if out is None:
+            return None
+        echo = format_read_text(read.text)
+        return replace(out, text=f"{echo}\n\n{out.text}", read_text=echo)
+
+    def load_screenshot_reader(self) -> bool:
+        """Load the OCR models now (blocking, a second or two) so the first screenshot is fast.
+        False when the OCR extra is not installed."""
+        try:
+            self._screenshot_reader().load()
+        except OcrUnavailable as exc:
+            log.warning("screenshots will not be read: %s", exc)
+            return False
+        return True
+
+    def _screenshot_reader(self) -> ScreenshotReader:
+        with self._lock:
+            if self.screenshots is None:
+                self.screenshots = ScreenshotReader()
+            return self.screenshots
 
     def _log(
         self, incoming: Incoming, text: str, analysis: Analysis | None, throttled: bool = False
@@ -158,13 +220,33 @@ class Service:
             state.notified_window_start = window_start
             return "notify"
 
-    def recent(self, chat_id: str) -> _Recent | None:
+    def recent_messages(self, chat_id: str) -> list[_Recent]:
+        """The chat's analysed messages still in memory, oldest first; expired ones are forgotten here."""
         with self._lock:
-            item = self._recent.get(chat_id)
-            if item is not None and self._clock() - item.at > self._ttl:
-                del self._recent[chat_id]  # past RAW_TEXT_TTL_MINUTES: forget the raw text
-                return None
-            return item
+            items = self._recent.get(chat_id)
+            if not items:
+                return []
+            now = self._clock()
+            while items and now - items[0].at > self._ttl:
+                items.popleft()  # past RAW_TEXT_TTL_MINUTES: forget the raw text
+            if not items:
+                del self._recent[chat_id]
+            return list(items)
+
+    def recent(self, chat_id: str) -> _Recent | None:
+        items = self.recent_messages(chat_id)
+        return items[-1] if items else None
+
+    def complaint_drafts(
+        self, chat_id: str, channel: str | None = None, all_recent: bool = False
+    ) -> tuple[Draft, ...] | None:
+        """Drafts for the chat's last message (or all still in memory); None when nothing is in memory."""
+        items = self.recent_messages(chat_id)
+        if not items:
+            return None
+        chosen = items if all_recent else items[-1:]
+        messages = [Message(i.text, i.analysis, received_at=i.received_at) for i in chosen]
+        return draft_complaints(self.analyzer.kb, messages, channel)
 
     def _follow_up(self, chat_id: str, normalized: str) -> Outgoing | None:
         """ "详细", "怎么办", "这个号码是真的吗" about the chat's last case, while it is in memory."""

@@ -88,3 +88,16 @@ def test_answer_topic_and_feedback(parts):
     case = service.handle(msg("晚上吃饭吗"))
     assert service.record_feedback(case.case_id, helpful=False)
     assert store.get_case(case.case_id)["feedback"] == "down"
+
+
+def test_complaint_drafts_from_memory_and_expiry(parts):
+    service, _, clock = parts
+    assert service.complaint_drafts("c1") is None
+    service.handle(msg("再不还钱就爆你通讯录，打断你的腿"))
+    service.handle(msg("你就是个老赖，明天去你单位闹"))
+    one = service.complaint_drafts("c1", "110")
+    both = service.complaint_drafts("c1", "110", all_recent=True)
+    assert "老赖" in one[0].body and "打断你的腿" not in one[0].body
+    assert "老赖" in both[0].body and "打断你的腿" in both[0].body
+    clock.now += 61
+    assert service.complaint_drafts("c1") is None

@@ -223,26 +223,27 @@ def render_reply(reply: Reply, note: str | None = None, limit: int = TEXT_LIMIT)
     blocks: list[list[str]] = []
     if note:
         blocks.append(_block([note], "i", limit))
-    if reply.crisis:
-        blocks.append(_block(reply.crisis.split("\n"), None, limit))
-    if reply.headline:
-        blocks.append(_block([reply.headline], "b", limit))
-    if reply.answer:
-        blocks.extend(_block(p.split("\n"), None, limit) for p in reply.answer.split("\n\n"))
-    if reply.why:
-        blocks.append(_titled("为什么：", (f"· {line}" for line in reply.why), limit, defuse=True))
-    if reply.also:
-        blocks.append(_block([reply.also], "i", limit))
-    if reply.steps:
-        blocks.append(_titled("怎么办：", (f"{i}. {s}" for i, s in enumerate(reply.steps, 1)), limit))
-    if reply.channels:
-        blocks.append(_titled("官方渠道：", (f"· {c}" for c in reply.channels), limit))
-    if reply.sources:
-        blocks.append(_block(["依据：" + "；".join(reply.sources)], "i", limit))
-    if reply.related:
-        blocks.append(_titled("你是不是想问：", (f"· {title}" for _, title in reply.related), limit))
-    if reply.footer:
-        blocks.append(_block([reply.footer], "i", limit))
+    for name, _ in reply.sections():
+        if name == "crisis" and reply.crisis:
+            blocks.append(_block(reply.crisis.split("\n"), None, limit))
+        elif name == "headline" and reply.headline:
+            blocks.append(_block([reply.headline], "b", limit))
+        elif name == "answer" and reply.answer:
+            blocks.extend(_block(p.split("\n"), None, limit) for p in reply.answer.split("\n\n"))
+        elif name == "why":
+            blocks.append(_titled("为什么：", (f"· {line}" for line in reply.why), limit, defuse=True))
+        elif name == "also" and reply.also:
+            blocks.append(_block([reply.also], "i", limit))
+        elif name == "steps":
+            blocks.append(_titled("怎么办：", (f"{i}. {s}" for i, s in enumerate(reply.steps, 1)), limit))
+        elif name == "channels":
+            blocks.append(_titled("官方渠道：", (f"· {c}" for c in reply.channels), limit))
+        elif name == "sources":
+            blocks.append(_block(["依据：" + "；".join(reply.sources)], "i", limit))
+        elif name == "related":
+            blocks.append(_titled("你是不是想问：", (f"· {title}" for _, title in reply.related), limit))
+        elif name == "footer":
+            blocks.append(_block([reply.footer], "i", limit))
     return pack(blocks, limit)
 
 

@@ -135,7 +135,8 @@ def compose_reply(
     leads_with_answer = kind == "question" and (general_question or verdict == "unrelated")
     headline = None
     if not leads_with_answer:
-        headline = f"{VERDICT_ICONS[verdict]} 判断：{VERDICT_LABELS_ZH[verdict]}（{confidence_words(decision.confidence)}）"
+        lead = "你说的情况属于" if kind == "question" else "判断"
+        headline = f"{VERDICT_ICONS[verdict]} {lead}：{VERDICT_LABELS_ZH[verdict]}（{confidence_words(decision.confidence)}）"
     also = None
     if decision.alternatives and not general_question:
         also = "也可能是：" + "、".join(VERDICT_LABELS_ZH[v] for v in decision.alternatives)
@@ -158,6 +159,7 @@ def compose_reply(
         details=(primary.details or primary.answer) if primary else None,
         sources=format_sources(kb, primary.sources) if show_topic and primary else (),
         footer=_footer(kb),
+        answer_first=kind == "question",
     )
 
 

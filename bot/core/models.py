@@ -45,29 +45,42 @@ class Reply:
     details: str | None = None  # the long answer behind "详细"
     sources: tuple[str, ...] = ()
     footer: str = ""
+    answer_first: bool = False  # questions lead with the answer, not the verdict line (DESIGN)
+
+    def sections(self) -> list[tuple[str, object]]:
+        """The parts in display order, for every renderer: care first; a question leads with its answer."""
+        head: list[tuple[str, object]] = []
+        if self.crisis:
+            head.append(("crisis", self.crisis))
+        verdict = [("headline", self.headline)] if self.headline else []
+        answer = [("answer", self.answer)] if self.answer else []
+        head += answer + verdict if self.answer_first else verdict + answer
+        rest: list[tuple[str, object]] = [
+            ("why", self.why),
+            ("also", self.also),
+            ("steps", self.steps),
+            ("channels", self.channels),
+            ("sources", self.sources),
+            ("related", self.related),
+            ("footer", self.footer),
+        ]
+        return head + [(name, value) for name, value in rest if value]
 
     def as_text(self) -> str:
         parts: list[str] = []
-        if self.crisis:
-            parts.append(self.crisis)
-        if self.headline:
-            parts.append(self.headline)
-        if self.answer:
-            parts.append(self.answer)
-        if self.why:
-            parts.append("为什么：\n" + "\n".join(f"· {line}" for line in self.why))
-        if self.also:
-            parts.append(self.also)
-        if self.steps:
-            parts.append("怎么办：\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(self.steps, 1)))
-        if self.channels:
-            parts.append("官方渠道：\n" + "\n".join(f"· {c}" for c in self.channels))
-        if self.sources:
-            parts.append("依据：" + "；".join(self.sources))
-        if self.related:
-            parts.append("你是不是想问：\n" + "\n".join(f"· {title}" for _, title in self.related))
-        if self.footer:
-            parts.append(self.footer)
+        for name, value in self.sections():
+            if name == "why":
+                parts.append("为什么：\n" + "\n".join(f"· {line}" for line in self.why))
+            elif name == "steps":
+                parts.append("怎么办：\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(self.steps, 1)))
+            elif name == "channels":
+                parts.append("官方渠道：\n" + "\n".join(f"· {c}" for c in self.channels))
+            elif name == "sources":
+                parts.append("依据：" + "；".join(self.sources))
+            elif name == "related":
+                parts.append("你是不是想问：\n" + "\n".join(f"· {title}" for _, title in self.related))
+            else:
+                parts.append(str(value))
         return "\n\n".join(parts)
 
 
