@@ -14,10 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pluggy
-
-hookimpl = pluggy.HookimplMarker("datasette")  # datasette.hookimpl, without importing Datasette here
-
 DB_NAME = "smsguard"
 PRIVATE_COLUMNS = {"cases": frozenset({"raw_text", "user_hash", "message_key"})}
 PRIVATE_TABLES = frozenset({"case_notify", "sqlite_dbpage"})
@@ -174,19 +170,20 @@ def metadata(low_confidence: float) -> dict[str, Any]:
     }
 
 
-@hookimpl
 def prepare_connection(conn: sqlite3.Connection, database: str, datasette: Any) -> None:
-    """Datasette plugin hook (this module is registered as a plugin by :func:`build_datasette`)."""
+    """Datasette plugin hook: :func:`build_datasette` marks it and registers this module as a plugin."""
     if database == DB_NAME:
         conn.set_authorizer(authorize)
 
 
 def build_datasette(db_path: Path, low_confidence: float) -> Any:
+    from datasette import hookimpl
     from datasette.app import Datasette
     from datasette.database import Database
     from datasette.plugins import pm
 
     if pm.get_plugin("smsguard-guard") is None:
+        hookimpl(prepare_connection)  # Datasette is imported only here, for the dashboard command
         pm.register(sys.modules[__name__], name="smsguard-guard")
     ds = Datasette(
         memory=False,
