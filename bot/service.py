@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -22,6 +23,7 @@ from bot.store import CaseStore, NewCase
 
 log = logging.getLogger(__name__)
 
+UNLOGGED = 0  # the case id when the database refused the write (SQLite ids start at 1)
 MAX_TEXT_CHARS = 20000  # longer input is analysed in full but only this much is stored
 RATE_WINDOW_SECONDS = 60.0
 MAX_RECENT_PER_CHAT = 20  # messages kept in memory per chat for follow-ups and /evidence
@@ -193,7 +195,12 @@ class Service:
             forward_origin=incoming.forward_origin,
             forwarded_at=incoming.forwarded_at,
         )
-        case_id = self.store.log_case(case)
+        try:
+            case_id = self.store.log_case(case)
+        except sqlite3.Error as exc:
+            # A read-only or full disk must not cost the user the answer: the failure is a log line.
+            log.warning("case not logged (%s: %s); answering anyway", type(exc).__name__, exc)
+            return UNLOGGED
         log.info(
             "case=%s channel=%s verdict=%s throttled=%s ms=%s",
             case_id,

@@ -101,3 +101,17 @@ def test_complaint_drafts_from_memory_and_expiry(parts):
     assert "老赖" in both[0].body and "打断你的腿" in both[0].body
     clock.now += 61
     assert service.complaint_drafts("c1") is None
+
+
+@pytest.mark.parametrize(
+    "pragma",
+    ["PRAGMA query_only = ON", "PRAGMA max_page_count = 1"],
+    ids=["read-only", "disk-full"],
+)
+def test_a_refusing_database_still_answers_and_logs_a_warning(parts, caplog, pragma):
+    service, store, _ = parts
+    store.db.execute(pragma)  # SQLite then refuses writes exactly as on a read-only or full disk
+    # A long message needs new pages, which a database at its page limit cannot get.
+    out = service.handle(msg("再不还钱就爆你通讯录。" + "你" * 8000, message_id="9"))
+    assert out is not None and out.analysis.verdict == "illegal_collection" and not out.duplicate
+    assert "case not logged" in caplog.text
