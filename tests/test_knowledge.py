@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -140,3 +141,34 @@ def test_complaint_templates_are_validated(kb_copy):
 def test_shipped_complaint_channels(kb):
     assert {c.id for c in kb.complaint_channels} == {"lender", "12378", "110", "96110", "12321"}
     assert kb.conduct_rules
+
+
+# Every phone number the knowledge base may print, each confirmed by the fact base (§11, Part 2 §F).
+CONFIRMED_NUMBERS = {
+    "110", "119", "120",  # emergency lines (W19b, W33a; 12356 links with them, W48a)
+    "96110",  # police anti-fraud line (W19a)
+    "12368",  # courts (W20a)
+    "12378",  # banking and insurance consumer complaints (W16a)
+    "12381", "12300", "12321",  # MIIT lines and spam reporting (W17a, W18a)
+    "12363",  # PBOC financial consumers (W35)
+    "12348",  # public legal services (W36)
+    "12356",  # psychological assistance (W45)
+    "400-161-9995",  # 希望24热线, offered only as a second option, status unconfirmed (W51)
+    "106",  # not a number: the prefix of bulk-SMS senders, discussed as such (§4)
+}  # fmt: skip
+_PHONE_LIKE = re.compile(
+    r"(?<![0-9A-Za-z-])(?:[48]00-?[0-9]{3}-?[0-9]{4}|1[0-9]{2}|9[56][0-9]{3}|1[0-2][0-9]{3}|1[3-9][0-9]{9})(?![0-9天号])"
+)
+
+
+def test_knowledge_prints_only_confirmed_phone_numbers(kb):
+    texts = []
+    for t in kb.topics:
+        texts += [t.answer, t.details or "", *t.steps] + [
+            f"{c.name} {c.contact or ''} {c.note or ''}" for c in t.channels
+        ]
+    for c in kb.complaint_channels:
+        texts += [c.to, c.opening, c.note or "", *c.asks]
+    texts += [p.contact or "" for p in kb.platforms]
+    found = {n for text in texts for n in _PHONE_LIKE.findall(text)}
+    assert found <= CONFIRMED_NUMBERS, found - CONFIRMED_NUMBERS
