@@ -124,6 +124,25 @@ def telegram(kb_dir: Path | None) -> None:
         fail(str(exc))
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port (0: any free port)."
+)
+@kb_dir_option
+def wechat(host: str, port: int, kb_dir: Path | None) -> None:
+    """Serve /wechat for a WeChat Official Account (and /healthz). Stop with Ctrl-C."""
+    from bot.adapters.wechat import WeChatStartError, check_settings, run_wechat
+
+    settings = build_settings()
+    try:
+        config = check_settings(settings)  # token and key present and well-formed: before the slow part
+        logging.getLogger("bot").setLevel(logging.INFO)  # one line per case; never the text or the token
+        run_wechat(config, settings, build_service(settings, kb_dir), host, port)
+    except WeChatStartError as exc:
+        fail(str(exc))
+
+
 def _check_one(analyzer: Any, text: str) -> dict[str, Any]:
     return analyzer.analyze(text).as_dict()
 
