@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+OCR_STAMP := $(VENV)/.installed-ocr
 
 .PHONY: run test lint bench clean
 
@@ -15,10 +16,15 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The same plus the ocr extra (screenshots): always for the tests, for `make run` only with OCR=1.
+$(OCR_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,ocr]'
+	touch $(STAMP) $(OCR_STAMP)
+
+run: $(if $(filter 1,$(OCR)),$(OCR_STAMP)) $(STAMP)
 	$(BIN)/smsguard run
 
-test: $(STAMP)
+test: $(OCR_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

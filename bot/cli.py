@@ -165,19 +165,48 @@ def _check_jsonl(analyzer: Any) -> None:
         click.echo(json.dumps(result, ensure_ascii=False))
 
 
+def _read_image(path: Path) -> str:
+    """The text of a screenshot (exit 1 with one line when the OCR extra is missing or the file is no image)."""
+    from bot.ocr import OcrImageError, OcrUnavailable, ScreenshotReader
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        text = ScreenshotReader().read(data).text
+    except OcrUnavailable as exc:
+        fail(str(exc))
+    except OcrImageError as exc:
+        fail(f"{path}: {exc}")
+    if not text:
+        click.echo(f"warning: no text found in {path}", err=True)
+    return text
+
+
 @main.command()
 @click.argument("text", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option(
     "--jsonl", is_flag=True, help='Read {"text", "id"?} lines from stdin, print one result per line.'
 )
+@click.option(
+    "--image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the SMS from a screenshot on this machine (needs the ocr extra); --json adds ocr_text.",
+)
 @kb_dir_option
-def check(text: str | None, as_json: bool, jsonl: bool, kb_dir: Path | None) -> None:
+def check(text: str | None, as_json: bool, jsonl: bool, image: Path | None, kb_dir: Path | None) -> None:
     """Print the reply a user would see for TEXT (cases are not logged)."""
     if jsonl and text is not None:
         raise click.UsageError("give either TEXT or --jsonl, not both")
-    if not jsonl and text is None:
+    if image is not None and (text is not None or jsonl):
+        raise click.UsageError("give either TEXT, --jsonl or --image")
+    if not jsonl and text is None and image is None:
         raise click.UsageError("missing TEXT (use '' for an empty message, or --jsonl to read stdin)")
+    ocr_text = _read_image(image) if image is not None else None
+    if ocr_text is not None:
+        text = ocr_text
     analyzer = build_analyzer(kb_dir)
     if jsonl:
         _check_jsonl(analyzer)
@@ -185,8 +214,15 @@ def check(text: str | None, as_json: bool, jsonl: bool, kb_dir: Path | None) -> 
     assert text is not None
     analysis = analyzer.analyze(text)
     if as_json:
-        click.echo(json.dumps(analysis.as_dict(), ensure_ascii=False))
+        result = analysis.as_dict()
+        if ocr_text is not None:
+            result["ocr_text"] = ocr_text
+        click.echo(json.dumps(result, ensure_ascii=False))
     else:
+        if ocr_text is not None:
+            from bot.ocr import format_read_text
+
+            click.echo(format_read_text(ocr_text) + "\n")
         click.echo(analysis.reply.as_text())
 
 
