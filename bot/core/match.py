@@ -8,6 +8,7 @@ from its keywords and from the signals that point to it.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections import Counter, defaultdict
@@ -25,6 +26,7 @@ MATCH_THRESHOLD = 0.2  # below this a topic is not offered at all; a case with n
 _CANDIDATES = 40  # phrasings refined with rapidfuzz
 _KEYWORD_BOOST = 0.12
 CENTROID_WEIGHT = 0.7
+QUERY_FEATURES = 48  # strongest query features used for ranking
 _SIGNAL_BOOST = 0.25
 
 
@@ -127,13 +129,16 @@ class TopicMatcher:
         scores = [0.0] * len(self._topics)
         if text:
             query = self._weigh(self._features(text))
+            if len(query) > QUERY_FEATURES:
+                # A long message's weakest features move no ranking but cost most of the time.
+                query = dict(heapq.nlargest(QUERY_FEATURES, query.items(), key=lambda kv: kv[1]))
             sims: dict[int, float] = defaultdict(float)
             for f, qw in query.items():
                 for doc_id, dw in self._postings.get(f, ()):
                     sims[doc_id] += qw * dw
             if exclude is not None:
                 sims = defaultdict(float, {d: v for d, v in sims.items() if self._docs[d].text != exclude})
-            best = sorted(sims.items(), key=lambda kv: kv[1], reverse=True)[:_CANDIDATES]
+            best = heapq.nlargest(_CANDIDATES, sims.items(), key=lambda kv: kv[1])
             for doc_id, cosine in best:
                 doc = self._docs[doc_id]
                 # Edit-distance ratio rewards phrasings close as a whole, not only sharing rare words.
