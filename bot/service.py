@@ -6,6 +6,7 @@ Adapters (console, Telegram, WeChat) turn platform messages into :class:`Incomin
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import sqlite3
@@ -47,6 +48,19 @@ NUMBER_ADVICE = (
     "3. 法院短信：拨打12368，报出案号核实；\n"
     "4. 涉及转账、验证码、“安全账户”的，先停下，可拨打96110咨询。"
 )
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def _draft_time(iso: str | None) -> str | None:
+    """A forwarded message's date (ISO 8601) as a complaint draft states it: Beijing time, to the minute."""
+    if not iso:
+        return None
+    try:
+        return f"{dt.datetime.fromisoformat(iso).astimezone(BEIJING):%Y-%m-%d %H:%M}（北京时间）"
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -245,14 +259,21 @@ class Service:
         return items[-1] if items else None
 
     def complaint_drafts(
-        self, chat_id: str, channel: str | None = None, all_recent: bool = False
+        self,
+        chat_id: str,
+        channel: str | None = None,
+        all_recent: bool = False,
+        case_id: int | None = None,
     ) -> tuple[Draft, ...] | None:
-        """Drafts for the chat's last message (or all still in memory); None when nothing is in memory."""
+        """Drafts for the chat's last message, or for the one logged as ``case_id``, or (``all_recent``) for
+        all its messages still in memory except questions (not evidence). None when nothing is in memory."""
         items = self.recent_messages(chat_id)
+        if case_id is not None:
+            items = [i for i in items if i.case_id == case_id]
         if not items:
             return None
-        chosen = items if all_recent else items[-1:]
-        messages = [Message(i.text, i.analysis, received_at=i.received_at) for i in chosen]
+        chosen = [i for i in items if i.analysis.kind == "sms"] if all_recent else items[-1:]
+        messages = [Message(i.text, i.analysis, received_at=_draft_time(i.received_at)) for i in chosen]
         return draft_complaints(self.analyzer.kb, messages, channel)
 
     def _follow_up(self, chat_id: str, normalized: str) -> Outgoing | None:

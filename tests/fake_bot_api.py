@@ -8,6 +8,10 @@ Telegram HTML when ``parse_mode=HTML`` and at most 4,096 characters. It is serve
   ``timeout`` passes, honours ``offset``, accepts form-encoded fields with JSON values (what
   python-telegram-bot sends), JSON bodies and multipart; for end-to-end tests of the real process;
 * in process, as a python-telegram-bot request class (``FakeRequest``), for handler tests without a socket.
+
+Files: ``add_file`` stores bytes under a file_id; ``getFile`` answers its ``file_path`` and the file is served
+at ``<file_url>/<token>/<file_path>`` (both ways). Uploaded files (``sendDocument``) are recorded as
+``{"filename", "content"}`` in the call's parameters.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from telegram.request import BaseRequest, RequestData
 
@@ -141,6 +145,8 @@ class FakeBotAPI:
         self._cond = threading.Condition()
         self._closed = False
         self.offsets: list[int] = []
+        self.files: dict[str, bytes] = {}  # file_id -> content
+        self.downloads: list[str] = []  # file paths fetched, in order
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -156,6 +162,23 @@ class FakeBotAPI:
 
     def next_update_id(self) -> int:
         return next(self._update_ids)
+
+    def add_file(self, file_id: str, content: bytes) -> str:
+        """Make ``content`` downloadable as ``file_id`` (what a user's photo or document refers to)."""
+        with self._cond:
+            self.files[file_id] = content
+        return file_id
+
+    def download(self, token: str, file_path: str) -> tuple[int, bytes]:
+        """The file download (GET <base_file_url><token>/<file_path>, percent-encoded): (status, body)."""
+        token, file_path = unquote(token), unquote(file_path)
+        with self._cond:
+            self.downloads.append(file_path)
+            self._cond.notify_all()
+            file_id = file_path.removeprefix("photos/")
+            if token != self.token or file_id not in self.files:
+                return 404, b'{"ok": false, "error_code": 404, "description": "Not Found"}'
+            return 200, self.files[file_id]
 
     def fail(
         self,
@@ -339,11 +362,24 @@ class FakeBotAPI:
         return self._message(params, message_id=int(params["message_id"]))
 
     def m_sendDocument(self, params: dict[str, Any]) -> Any:
-        doc = {"file_id": "doc1", "file_unique_id": "u1", "file_name": "file"}
+        document = params.get("document")
+        if not isinstance(document, dict) or not document.get("content"):
+            raise _BadRequest("there is no document in the request")
+        if params.get("caption") is not None:
+            self._check_text(params["caption"], params.get("parse_mode"))
+        doc = {"file_id": "doc1", "file_unique_id": "u1", "file_name": document.get("filename") or "file"}
         return self._message(params, document=doc)
 
     def m_getFile(self, params: dict[str, Any]) -> Any:
-        return {"file_id": params.get("file_id"), "file_unique_id": "u1", "file_size": 4, "file_path": "f/1"}
+        file_id = params.get("file_id")
+        if file_id not in self.files:
+            raise _BadRequest("invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"photos/{file_id}",
+        }
 
     # -- HTTP --
 
@@ -369,8 +405,11 @@ class FakeBotAPI:
 
             def do_GET(self) -> None:
                 match = re.fullmatch(r"/file/bot([^/]+)/(.+)", self.path)
-                if match and match[1] == api.token:
-                    self._reply(200, b"fake", "application/octet-stream")
+                if match:
+                    status, body = api.download(match[1], match[2])
+                    self._reply(
+                        status, body, "application/octet-stream" if status == 200 else "application/json"
+                    )
                 else:
                     self._reply(404, b'{"ok": false, "error_code": 404, "description": "Not Found"}')
 
@@ -421,11 +460,21 @@ def parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
             b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw
         )
         pairs = []
+        files = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            if part.get_filename() is None and isinstance(name, str):
+            if not isinstance(name, str):
+                continue
+            if part.get_filename() is None:
                 pairs.append((name, part.get_content()))
-        return decode_fields(pairs)
+            else:
+                files[name] = {"filename": part.get_filename(), "content": part.get_payload(decode=True)}
+        fields = decode_fields(pairs)
+        # python-telegram-bot names an upload by a random part name and refers to it as "attach://<name>"
+        for key, value in list(fields.items()):
+            if isinstance(value, str) and value.startswith("attach://") and value[9:] in files:
+                fields[key] = files.pop(value[9:])
+        return fields | files
     return decode_fields(parse_qsl(raw.decode(), keep_blank_values=True))
 
 
@@ -455,11 +504,18 @@ class FakeRequest(BaseRequest):
         connect_timeout: Any = None,
         pool_timeout: Any = None,
     ) -> tuple[int, bytes]:
+        download = re.search(r"/file/bot([^/]+)/(.+)$", url)
+        if download:
+            return self.api.download(download[1], download[2])
         match = re.search(r"/bot([^/]+)/(\w+)$", url)
         assert match, url
         token, endpoint = match[1], match[2]
         # Round-trip through JSON exactly as the HTTP server would see the fields.
         params = decode_fields(list(request_data.json_parameters.items())) if request_data else {}
+        if request_data is not None and request_data.contains_files:
+            for name, value in request_data.multipart_data.items():
+                if isinstance(value, tuple):  # (file name, content, mime type)
+                    params[name] = {"filename": value[0], "content": value[1]}
         if endpoint == "getUpdates":
             status, body = self.api.get_updates(token, params, hold=False)
         else:

@@ -1,7 +1,15 @@
 """The console chat, piped, as ``printf '...' | make run`` would drive it; cases land in SQLite."""
 
+import datetime as dt
+import io
 import sqlite3
+import threading
+import time
 
+from bot.adapters.console import maintenance, run_console
+from bot.maintenance import KnowledgeReloader
+from bot.service import Incoming, Service
+from bot.store import CaseStore
 from tests.helpers import run_cli
 
 
@@ -33,3 +41,31 @@ def test_unwritable_database_is_one_clear_line(tmp_path):
     proc = run_cli("chat", stdin="hi\n", env={"SMSGUARD_DB": str(blocker / "sub" / "cases.db")})
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "error:" in proc.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_chat_runs_retention_and_hot_reload_only_while_it_runs(tmp_path, analyzer):
+    store = CaseStore(tmp_path / "cases.db", b"k" * 32)
+    service = Service(analyzer, store)
+    old = service.handle(Incoming("console", "u", "console", "晚上吃饭吗")).case_id
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat(timespec="seconds")
+    store.db.execute("UPDATE cases SET created_at = ? WHERE id = ?", [long_ago, old])
+    with maintenance(service, retention_days=7) as jobs:
+        names = {t.name for t in threading.enumerate()}
+        assert {"smsguard-knowledge-reload", "smsguard-retention"} <= names
+        assert isinstance(jobs[0], KnowledgeReloader) and jobs[0]._previous_handler is None  # no SIGHUP
+        deadline = time.monotonic() + 10
+        while jobs[1].runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert not {t.name for t in threading.enumerate()} & {"smsguard-knowledge-reload", "smsguard-retention"}
+    assert store.get_case(old) is None  # purged once at start
+
+    out = io.StringIO()
+    assert run_console(service, Terminal("再不还钱就爆你通讯录\n\n"), out, retention_days=7) == 0
+    assert "违法催收" in out.getvalue() and "再见" in out.getvalue()
+    assert not {t.name for t in threading.enumerate()} & {"smsguard-knowledge-reload", "smsguard-retention"}
+    store.close()

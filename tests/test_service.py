@@ -103,6 +103,18 @@ def test_complaint_drafts_from_memory_and_expiry(parts):
     assert service.complaint_drafts("c1") is None
 
 
+def test_complaint_drafts_for_one_case_and_evidence_leaves_questions_out(parts):
+    service, _, _ = parts
+    first = service.handle(msg("再不还钱就爆你通讯录，打断你的腿"))
+    service.handle(msg("你就是个老赖，明天去你单位闹"))
+    service.handle(msg("他们说要爆我通讯录，合法吗"))
+    [older] = service.complaint_drafts("c1", "110", case_id=first.case_id)
+    assert "打断你的腿" in older.body and "老赖" not in older.body
+    assert service.complaint_drafts("c1", case_id=999999) is None
+    [both] = service.complaint_drafts("c1", "110", all_recent=True)
+    assert "打断你的腿" in both.body and "老赖" in both.body and "合法吗" not in both.body
+
+
 @pytest.mark.parametrize(
     "pragma",
     ["PRAGMA query_only = ON", "PRAGMA max_page_count = 1"],

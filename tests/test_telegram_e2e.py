@@ -1,11 +1,13 @@
 """End to end: ``python -m bot telegram`` as a real process against a fake Bot API on 127.0.0.1.
 
-Polling (the issue's "done when" list, in order, on one bot process), webhook mode with and without the
-secret token, and start-up failures. Nothing leaves 127.0.0.1.
+Polling (the issue's "done when" list, in order, on one bot process, then a screenshot read by OCR,
+operators' /review, retention and a SIGHUP knowledge reload on the same process), webhook mode with and
+without the secret token, and start-up failures. Nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import keyed_hash
+from bot.store import CaseStore, NewCase, keyed_hash
 from tests.fake_bot_api import (
     BOT_USER,
     TOKEN,
@@ -44,6 +46,8 @@ ALLOWED_METHODS = {
 SMS = "【XX金融】您的借款已逾期20天，再不还钱就爆你通讯录，通知你家人和单位。"
 FORWARDED_SMS = "【XX法院】你涉嫌恶意逾期已被立案，请于今日内将欠款转入指定安全账户，否则冻结你名下银行卡。"
 GROUP = -100777
+OPERATOR = 90
+EXTRA_CASES: list[int] = []  # cases logged by tests that may be skipped (the screenshot needs OCR)
 
 
 class BotProcess:
@@ -90,11 +94,24 @@ class BotProcess:
             return conn.execute(sql, params).fetchall()
 
 
+def seed_old_case(db: Path, days: int = 400) -> int:
+    """A case logged long ago, in the database the bot will open: retention purges it at start."""
+    store = CaseStore(db, SECRET.encode())
+    case_id = store.log_case(NewCase("telegram", "1", "很久以前的消息", None))
+    assert case_id is not None
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
+    store.db.execute("UPDATE cases SET created_at = ? WHERE id = ?", [old, case_id])
+    store.close()
+    return case_id
+
+
 @pytest.fixture(scope="module")
 def polling(tmp_path_factory) -> Iterator[tuple[FakeBotAPI, BotProcess]]:
     fake = FakeBotAPI()
     base = fake.start()
-    bot = BotProcess(fake, base, tmp_path_factory.mktemp("polling"))
+    tmp = tmp_path_factory.mktemp("polling")
+    seed_old_case(tmp / "cases.db")
+    bot = BotProcess(fake, base, tmp, OPERATOR_IDS=str(OPERATOR))
     try:
         fake.wait_for(
             lambda: fake.calls_of("getUpdates") or bot.proc.poll() is not None, 60, "first getUpdates"
@@ -199,6 +216,62 @@ def test_429_and_500_from_the_server_are_survived(polling):
     assert any(c.status == 500 for c in fake.calls_of("getUpdates", ok_only=False))
 
 
+def test_retention_purged_the_old_case_at_start(polling):
+    fake, bot = polling
+    fake.wait_for(lambda: bot.rows("SELECT count(*) FROM cases WHERE text = '很久以前的消息'") == [(0,)], 10)
+
+
+def test_a_rendered_screenshot_is_read_and_judged_with_the_text_shown(polling):
+    from bot.ocr import ocr_available
+    from tests.screenshots import find_cjk_font, render_sms_screenshot, to_jpeg
+
+    font = find_cjk_font() if ocr_available() else None
+    if font is None:
+        pytest.skip("needs the ocr extra and a CJK font (Debian: fonts-noto-cjk)")
+    fake, bot = polling
+    jpeg = to_jpeg(render_sms_screenshot("10690000", [SMS], font=font), quality=80, max_side=1280)
+    fake.add_file("shot-e2e", jpeg)
+    sizes = [
+        {
+            "file_id": "shot-e2e",
+            "file_unique_id": "se2e",
+            "width": 591,
+            "height": 1280,
+            "file_size": len(jpeg),
+        }
+    ]
+    fake.push(message(40, 40, None, photo=sizes))
+    [answer] = wait_sent(fake, 40, timeout=90)  # the OCR models load on the first screenshot
+    echo, _, verdict = answer["text"].partition("</i>\n")
+    assert echo == "<i>📷 我从截图里读到的文字（个人信息已隐去）：" and "10690000" in verdict
+    assert verdict.index("爆你通讯录") < verdict.index("判断：违法催收")
+    assert answer["parse_mode"] == "HTML" and f"cp:{case_id_of(answer)}" in buttons(answer)
+    assert "photos/shot-e2e" in fake.downloads
+    assert any(c.params["chat_id"] == 40 for c in fake.calls_of("sendChatAction"))
+    (text,) = bot.rows("SELECT text FROM cases WHERE id = ?", (case_id_of(answer),))[0]
+    assert "爆你通讯录" in text
+    EXTRA_CASES.append(case_id_of(answer))
+
+
+def test_review_for_the_operator_refused_for_others(polling):
+    fake, _ = polling
+    fake.push(message(91, 91, "/review"))
+    assert "只对复核案例的志愿者开放" in wait_sent(fake, 91)[0]["text"]
+    fake.push(message(OPERATOR, OPERATOR, "/review"))
+    [case] = wait_sent(fake, OPERATOR)
+    assert "待复核 #" in case["text"] and sum(b.startswith("lb:") for b in buttons(case)) == 6
+    scoped = [c for c in fake.calls_of("setMyCommands") if c.params.get("scope")]
+    assert scoped and scoped[0].params["scope"] == {"type": "chat", "chat_id": OPERATOR}
+
+
+def test_sighup_reloads_the_knowledge_and_the_bot_goes_on(polling):
+    fake, bot = polling
+    bot.proc.send_signal(signal.SIGHUP)
+    fake.wait_for(lambda: "knowledge reloaded: version" in bot.stderr, 30, "the reload")
+    fake.push(message(63, 63, SMS))
+    assert "违法催收" in wait_sent(fake, 63)[0]["text"]
+
+
 def test_sigint_stops_cleanly_and_every_case_was_logged(polling):
     fake, bot = polling
     assert bot.stop() == 0
@@ -212,8 +285,9 @@ def test_sigint_stops_cleanly_and_every_case_was_logged(polling):
     assert not [c for c in calls if c.status == 400], [c.params for c in calls if c.status == 400]
     assert all(utf16_len(c.params["text"]) <= 4096 for c in calls if c.method == "sendMessage")
     (cases,) = bot.rows("SELECT count(*) FROM cases")[0]
-    # 10 pasted + 20 forwarded + 11 button test + 70 group + 25 flood + 60/61/62
-    assert cases == 1 + 1 + 1 + 1 + 25 + 3
+    # 10 pasted + 20 forwarded + 11 button test + 70 group + 25 flood + 60/61/62 + 63 after the reload
+    # (+ the screenshot); the old case was purged
+    assert cases == 1 + 1 + 1 + 1 + 25 + 3 + 1 + len(EXTRA_CASES)
     assert stderr.count("channel=telegram") == cases  # one log line per case
 
 

@@ -2,14 +2,18 @@
 
 Piped (stdin not a terminal): no banner or prompt, each input line is one message, each reply is printed
 followed by one empty line. In a terminal, a message ends with an empty line, so a pasted multi-line SMS
-stays one message.
+stays one message; while it runs, edits to knowledge/ are picked up and old cases purged, as in a running bot
+(but not on SIGHUP, which in a terminal means the terminal went away).
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+from collections.abc import Iterator
 from typing import TextIO
 
+from bot.maintenance import KnowledgeReloader, RetentionScheduler
 from bot.service import Incoming, Service
 
 BANNER = (
@@ -72,7 +76,27 @@ def run_terminal(service: Service, stdin: TextIO, stdout: TextIO) -> int:
             stdout.write("\n" + out.text + "\n\n")
 
 
-def run_console(service: Service, stdin: TextIO, stdout: TextIO) -> int:
+@contextlib.contextmanager
+def maintenance(
+    service: Service, retention_days: int | None
+) -> Iterator[list[KnowledgeReloader | RetentionScheduler]]:
+    """Knowledge hot-reload (file changes) and, given RETENTION_DAYS, retention, for the interactive chat."""
+    jobs: list[KnowledgeReloader | RetentionScheduler] = [
+        KnowledgeReloader(service, service.analyzer.kb.root)
+    ]
+    if retention_days is not None:
+        jobs.append(RetentionScheduler(service.store, retention_days))
+    for job in jobs:
+        job.start()
+    try:
+        yield list(jobs)
+    finally:
+        for job in reversed(jobs):
+            job.stop()
+
+
+def run_console(service: Service, stdin: TextIO, stdout: TextIO, retention_days: int | None = None) -> int:
     if stdin.isatty():
-        return run_terminal(service, stdin, stdout)
-    return run_piped(service, stdin, stdout)
+        with maintenance(service, retention_days):
+            return run_terminal(service, stdin, stdout)
+    return run_piped(service, stdin, stdout)  # one pass over stdin: no background jobs

@@ -3,16 +3,23 @@
 Telegram types stay inside this module. A message becomes the service's neutral :class:`Incoming`; the
 neutral :class:`Reply` it gets back is rendered here as HTML (everything escaped, split under 4,096
 characters) with inline buttons: 👍/👎 (stored on the case), "不是这个意思" (the next-best topics as
-buttons) and "详细" (the long answer).
+buttons), "详细" (the long answer), "生成投诉材料" (illegal collection and scams) and "有新结论时通知我"
+(unsure verdicts).
 
-Bot API methods used: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, editMessageReplyMarkup,
-answerCallbackQuery, setMyCommands. (sendDocument, editMessageText, sendChatAction and getFile are
-allowed by the issue but not needed yet.)
+Also here: screenshots (photos and image documents, downloaded and read on this machine by the service),
+``/evidence`` (the chat's messages still in memory as one record, with complaint drafts), the operators'
+``/review`` and ``/stats`` (ids in OPERATOR_IDS), and the running bot's background work: notifying users of
+operators' conclusions, retention and knowledge hot-reload (bot/maintenance.py).
+
+Bot API methods used: getMe, deleteWebhook, setWebhook, getUpdates, sendMessage, sendDocument,
+editMessageReplyMarkup, answerCallbackQuery, sendChatAction, setMyCommands, getFile (and the file download
+from TELEGRAM_BASE_FILE_URL). (editMessageText is allowed by the issue but not needed.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import html
@@ -21,13 +28,14 @@ import re
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     CallbackQuery,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -37,7 +45,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.constants import ChatType, MessageLimit, ParseMode
+from telegram.constants import ChatAction, ChatType, MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -51,8 +59,15 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.core import Analysis, Reply
+from bot.core.complaint import Draft
+from bot.core.redact import redact
+from bot.knowledge.models import VERDICT_LABELS_ZH, VERDICT_ORDER
+from bot.maintenance import KnowledgeReloader, RetentionScheduler
+from bot.ocr import ocr_available
+from bot.operators import SHORT_LABELS, OperatorError, Operators, format_stats_short
 from bot.service import Incoming, Outgoing, Service
 from bot.settings import Settings
+from bot.store import case_json
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +79,11 @@ CONCURRENT_UPDATES = 16  # different chats are answered concurrently; one chat's
 MEMO_SIZE = 5000  # buttons' "详细"/"不是这个意思" data per case, in memory (knowledge text only)
 MEDIA_NOTICE_SECONDS = 60.0  # one media hint per chat per minute
 SEND_ATTEMPTS = 4
+NOTIFY_SECONDS = 60.0  # how often operators' conclusions (also from `smsguard cases label`) are looked for
+TYPING_SECONDS = 4.5  # Telegram shows "typing…" for 5 s: renewed while a screenshot is read
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # larger files are not downloaded (Telegram's getFile allows 20 MB)
+COMPLAINT_VERDICTS = frozenset({"illegal_collection", "scam"})
+CASE_SHOWN_CHARS = 1500  # an operator sees at most this much of a case's (redacted) text
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # never fetch a link quoted from a scam message
 _TOKEN_FORMAT = re.compile(r"^\d+:[A-Za-z0-9_-]{20,}$")
@@ -82,6 +102,7 @@ HELP = (
     "也可以直接提问，比如“上门催收合法吗”“律师函短信是真的吗”。\n\n"
     "看完结果后可以接着发：<b>详细</b>（完整说明）、<b>怎么办</b>（步骤）、<b>这个号码是真的吗</b>。\n"
     "在群里请 @我、回复我的消息，或使用命令。\n\n"
+    "/evidence 把最近发来的短信整理成证据记录、生成投诉材料\n"
     "/about 这是什么、不是什么 · /privacy 记录什么、保存多久 · /forget 删除我的记录"
 )
 START = "你好！收到让你害怕的催收短信，先别急着转账或回拨。\n\n" + HELP
@@ -102,6 +123,17 @@ MEDIA_HOW = (
     "身份证号、银行卡号、手机号和称呼里的姓名会在记录前自动隐去。"
 )
 MEDIA_CAPTION_NOTE = "（图片/文件本身我暂时读不了，下面只分析了附带的文字。）"
+HELP_IMAGES = "也可以直接发<b>短信截图</b>：文字在本机识别，不上传到任何云服务。\n\n"
+IMAGE_FAILED = "这张图片我没能下载下来。请再发一次，或把短信文字复制粘贴发给我。"
+IMAGE_TOO_BIG = "这个文件太大了（超过 10 MB）。请发送普通的短信截图，或把短信文字复制粘贴发给我。"
+OPERATOR_ONLY = "这个命令只对复核案例的志愿者开放。收到可疑短信的话，直接把全文粘贴给我就行。"
+OPERATOR_PRIVATE = "请在和我的私聊里使用这个命令（案例内容不在群里显示）。"
+OPERATOR_BUTTON_ONLY = "只有复核志愿者可以使用这个按钮。"
+QUEUE_EMPTY = "待复核队列已经清空了，辛苦了！"
+NOTIFY_OK = "好的。志愿者人工复核后如果结论不同，我会在这里告诉你。"
+EVIDENCE_PRIVATE = "请在和我的私聊里发送 /evidence（证据记录只发给你本人）。"
+DRAFTS_NONE_FIT = "投诉材料只针对违法催收和诈骗短信；这条消息没有适合投诉的内容。"
+DRAFT_NOTE = "【】里的内容请自己填写，提交前核对一遍。材料由程序自动生成，不构成法律意见。"
 UNKNOWN_COMMAND = "我不认识这个命令。把短信全文粘贴给我，或者发 /help 看看怎么用。"
 SORRY = "抱歉，处理这条消息时出了问题，已经记录下来。请稍后再试一次。"
 STALE = "这条消息有点久了，请重新发送短信或问题。"
@@ -111,10 +143,12 @@ FEEDBACK_GONE = "这条记录已经删除了。"
 BOT_COMMANDS = [
     ("start", "开始使用"),
     ("help", "怎么用"),
+    ("evidence", "整理证据、生成投诉材料"),
     ("about", "这是什么、不是什么"),
     ("privacy", "记录什么、保存多久"),
     ("forget", "删除我的全部记录"),
 ]
+OPERATOR_COMMANDS = [("review", "复核下一条案例"), ("stats", "案例统计")]  # shown to operators only
 
 
 class TelegramStartError(Exception):
@@ -217,12 +251,20 @@ def pack(blocks: Iterable[list[str]], limit: int = TEXT_LIMIT) -> list[str]:
     return [m for m in messages if m.strip()]
 
 
-def render_reply(reply: Reply, note: str | None = None, limit: int = TEXT_LIMIT) -> list[str]:
-    """The neutral reply as HTML messages, in the order of ``Reply.as_text``. Only "为什么" quotes the user's
-    text, so only its links are defused; the rest is knowledge-base text."""
+def render_reply(
+    reply: Reply, note: str | None = None, limit: int = TEXT_LIMIT, quote: str | None = None
+) -> list[str]:
+    """The neutral reply as HTML messages, in the order of ``Reply.as_text``. Only "为什么" and ``quote`` (a
+    screenshot's text as read) repeat the user's text, so only their links are defused; the rest is
+    knowledge-base text."""
     blocks: list[list[str]] = []
     if note:
         blocks.append(_block([note], "i", limit))
+    if quote:
+        head, _, body = quote.partition("\n")
+        blocks.append(
+            [*_block([head], "i", limit, defuse=True), *_block(body.split("\n"), None, limit, True)]
+        )
     for name, _ in reply.sections():
         if name == "crisis" and reply.crisis:
             blocks.append(_block(reply.crisis.split("\n"), None, limit))
@@ -255,6 +297,105 @@ def render_plain(
     blocks = [_block([note], "i", limit)] if note else []
     blocks += [_block(p.split("\n"), None, limit, defuse) for p in text.split("\n\n")]
     return pack(blocks, limit)
+
+
+def keep_time(minutes: int) -> str:
+    """RAW_TEXT_TTL_MINUTES in words: "24 小时", "90 分钟"."""
+    return f"{minutes // 60} 小时" if minutes >= 60 and minutes % 60 == 0 else f"{minutes} 分钟"
+
+
+def _beijing(moment: dt.datetime) -> str:
+    return f"{moment.astimezone(BEIJING):%Y-%m-%d %H:%M}"
+
+
+def render_draft(draft: Draft, index: int, total: int, limit: int = TEXT_LIMIT) -> list[str]:
+    """One complaint draft as HTML messages: ready to copy, the user's details as 【placeholders】. The body
+    quotes the collector's message, so its links are defused."""
+    head = [
+        f"<b>投诉材料 {index}/{total}：{html.escape(draft.name, quote=False)}</b>",
+        *_block([f"发给：{draft.to}", f"主题：{draft.subject}"], None, limit, defuse=True),
+    ]
+    body = _block(draft.body.split("\n"), None, limit, defuse=True)
+    tail = _block([f"依据（资料编号）：{'、'.join(draft.sources)}", DRAFT_NOTE], "i", limit)
+    return pack([head, body, tail], limit)
+
+
+def drafts_document(drafts: Sequence[Draft], now: dt.datetime, record: Sequence[str] = ()) -> bytes:
+    """All drafts (after the evidence record, if any) as one plain-text file, UTF-8 with a BOM so that
+    Windows Notepad shows the Chinese correctly."""
+    lines = [
+        "投诉材料（催收短信鉴别助手自动生成，不构成法律意见）",
+        f"生成时间：{_beijing(now)}（北京时间）",
+        DRAFT_NOTE,
+        "",
+    ]
+    if record:
+        lines += [*record, ""]
+    for i, draft in enumerate(drafts, 1):
+        lines += [
+            f"==== {i}. {draft.name}（{draft.channel}）====",
+            f"发给：{draft.to}",
+            f"主题：{draft.subject}",
+            "",
+            draft.body,
+            "",
+            f"依据（资料编号）：{'、'.join(draft.sources)}",
+            "",
+        ]
+    return "\ufeff".encode() + "\r\n".join(lines).encode("utf-8")
+
+
+def evidence_lines(items: Sequence[Any], sent_at: dict[int, dt.datetime], now: dt.datetime) -> list[str]:
+    """The chat's messages still in memory as a dated record (plain text; the quotes redacted)."""
+    lines = [
+        f"证据记录（整理于 {_beijing(now)}，北京时间）",
+        f"共 {len(items)} 条短信，按发给我的先后排列；个人信息已隐去。",
+    ]
+    for i, item in enumerate(items, 1):
+        if item.received_at:
+            when = f"{_beijing(dt.datetime.fromisoformat(item.received_at))}（原消息时间）"
+        elif item.case_id in sent_at:
+            when = f"{_beijing(sent_at[item.case_id])}（发给本助手的时间）"
+        else:
+            when = "【收到时间】"
+        senders = "、".join(item.analysis.entities.senders)
+        lines += [
+            "",
+            f"{i}. 时间：{when}",
+            f"发送方：{senders + '（短信自称）' if senders else '【发送号码】'}",
+            f"原文：“{redact(item.text).strip()}”",
+            f"判断：{VERDICT_LABELS_ZH.get(item.analysis.verdict, item.analysis.verdict)}",
+        ]
+    return lines
+
+
+def render_case(case: dict[str, Any], case_ids: Sequence[int], flags: Sequence[str]) -> list[str]:
+    """A queued case for an operator: the redacted text, the bot's verdict and evidence, its topics."""
+    text = str(case["text"] or "")
+    if len(text) > CASE_SHOWN_CHARS:
+        text = text[:CASE_SHOWN_CHARS] + "…"
+    similar = f"，相似消息 ×{len(case_ids)}，标注会用于全部" if len(case_ids) > 1 else ""
+    confidence = case["confidence"]
+    head = [
+        f"<b>待复核 #{case['id']}</b>{html.escape(similar)}",
+        html.escape(
+            f"自动判断：{SHORT_LABELS.get(case['verdict'], case['verdict'])}"
+            + (f"（把握 {confidence:.2f}）" if confidence is not None else "")
+            + (f" · {'、'.join(flags)}" if flags else "")
+        ),
+        html.escape(
+            f"{case['channel']} · {case['kind']} · {str(case['created_at'])[:16].replace('T', ' ')} UTC"
+        ),
+    ]
+    blocks = [head, _block(text.split("\n"), None, TEXT_LIMIT, defuse=True)]
+    signals = [f"· {s.get('label', s.get('id'))}：“{s.get('evidence', '')}”" for s in case["signals"]]
+    if signals:
+        blocks.append(_titled("依据：", signals, TEXT_LIMIT, defuse=True))
+    topics = [f"· {t.get('title', t.get('id'))}（{t.get('score', 0):.2f}）" for t in case["topics"][:3]]
+    if topics:
+        blocks.append(_titled("话题：", topics, TEXT_LIMIT))
+    blocks.append(["<i>选择正确的结论：</i>"])
+    return pack(blocks)
 
 
 def _html_to_plain(part: str) -> str:
@@ -302,6 +443,12 @@ def check_settings(settings: Settings) -> None:
         raise TelegramStartError("TELEGRAM_BOT_TOKEN is not set (create a bot with @BotFather to get one)")
     if not _TOKEN_FORMAT.match(settings.TELEGRAM_BOT_TOKEN.get_secret_value()):
         raise TelegramStartError("TELEGRAM_BOT_TOKEN does not look like a bot token (expected 123456789:AA…)")
+    try:
+        settings.operator_ids  # noqa: B018 (parsed here so that a typo stops the start, not an operator)
+    except ValueError:
+        raise TelegramStartError(
+            f"OPERATOR_IDS must be comma-separated numeric Telegram user ids, got {settings.OPERATOR_IDS!r}"
+        ) from None
     webhook_config(settings)
 
 
@@ -314,6 +461,15 @@ class _Memo:
 
     details: str | None
     alternatives: tuple[tuple[str, str], ...]
+    sent_at: dt.datetime | None = None  # when the user sent the message (for /evidence)
+
+
+@dataclass
+class _Review:
+    """One operator's /review session: groups shown (case id -> its near-duplicates) and ids skipped."""
+
+    groups: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    skipped: set[int] = field(default_factory=set)
 
 
 def _forward_meta(message: Message) -> tuple[str | None, str | None]:
@@ -341,6 +497,17 @@ def _media_kind(message: Message) -> str | None:
     return None
 
 
+def _image_file(message: Message) -> tuple[str, int | None] | None:
+    """(file_id, size) of a photo (its largest size) or of an image sent as a file; None otherwise."""
+    if message.photo:
+        largest = message.photo[-1]
+        return largest.file_id, largest.file_size
+    document = message.document
+    if document is not None and (document.mime_type or "").startswith("image/"):
+        return document.file_id, document.file_size
+    return None
+
+
 def _button(text: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text[:60], callback_data=data)
 
@@ -355,9 +522,20 @@ class TelegramChannel:
     def __init__(self, service: Service, settings: Settings):
         self.service = service
         self.settings = settings
+        self.operator_ids = settings.operator_ids
+        self.ops = Operators(
+            service.store, low_confidence=settings.LOW_CONFIDENCE, knowledge=lambda: service.analyzer.kb
+        )
+        # Screenshots are read when the OCR extra is installed (or a reader was given); else the media hint.
+        self.read_images = service.screenshots is not None or ocr_available()
+        self.notify_interval = NOTIFY_SECONDS
         self._memos: OrderedDict[int, _Memo] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._media_hinted: dict[str, float] = {}
+        self._reviews: dict[int, _Review] = {}
+        self._notify_lock = asyncio.Lock()
+        self._notifier: asyncio.Task[None] | None = None
+        self._jobs: list[RetentionScheduler | KnowledgeReloader] = []
 
     def register(self, app: Application) -> None:
         only_new = filters.UpdateType.MESSAGE  # edited messages are not judged again
@@ -366,7 +544,11 @@ class TelegramChannel:
         app.add_handler(CommandHandler("about", self.on_about, filters=only_new))
         app.add_handler(CommandHandler("privacy", self.on_privacy, filters=only_new))
         app.add_handler(CommandHandler("forget", self.on_forget, filters=only_new))
+        app.add_handler(CommandHandler("evidence", self.on_evidence, filters=only_new))
+        app.add_handler(CommandHandler("review", self.on_review, filters=only_new))
+        app.add_handler(CommandHandler("stats", self.on_stats, filters=only_new))
         app.add_handler(MessageHandler(only_new & filters.COMMAND, self.on_unknown_command))
+        app.add_handler(MessageHandler(only_new & (filters.PHOTO | filters.Document.IMAGE), self.on_image))
         app.add_handler(MessageHandler(only_new & (filters.TEXT | filters.CAPTION), self.on_text))
         app.add_handler(MessageHandler(only_new & ~filters.StatusUpdate.ALL, self.on_media))
         app.add_handler(CallbackQueryHandler(self.on_callback))
@@ -459,14 +641,20 @@ class TelegramChannel:
         return False
 
     @staticmethod
+    def _own_text(message: Message, bot: Any) -> str:
+        """The message's text or caption without the bot's @name."""
+        text = message.text or message.caption or ""
+        if bot.username:
+            text = re.sub(rf"@{re.escape(bot.username)}\b", " ", text, flags=re.IGNORECASE)
+        return text.strip()
+
+    @staticmethod
     def _text_of(message: Message, bot: Any) -> str:
         """The text to judge: the message (or caption) without the bot's @name, plus hidden link targets;
         in a group, "@bot" alone in reply to someone's message judges that message."""
-        text = message.text or message.caption or ""
+        text = TelegramChannel._own_text(message, bot)
         entities = message.parse_entities() if message.text else message.parse_caption_entities()
         hidden = [e.url for e in entities if e.type == MessageEntity.TEXT_LINK and e.url]
-        if bot.username:
-            text = re.sub(rf"@{re.escape(bot.username)}\b", " ", text, flags=re.IGNORECASE).strip()
         replied = message.reply_to_message
         if not text and replied is not None and (replied.from_user is None or replied.from_user.id != bot.id):
             text = replied.text or replied.caption or ""
@@ -490,6 +678,16 @@ class TelegramChannel:
             forward_origin=origin,
             forwarded_at=forwarded_at,
         )
+        replied = message.reply_to_message
+        if (
+            self.read_images
+            and replied is not None
+            and _image_file(replied) is not None
+            and not self._own_text(message, context.bot)
+            and (replied.from_user is None or replied.from_user.id != context.bot.id)
+        ):
+            await self._judge_image(context.bot, message, replied)  # "@bot" in reply to a screenshot
+            return
         note = _forward_note(forwarded_at)
         if message.text is None and _media_kind(message):
             note = f"{note}\n{MEDIA_CAPTION_NOTE}" if note else MEDIA_CAPTION_NOTE
@@ -498,12 +696,95 @@ class TelegramChannel:
             if out is not None:
                 await self._answer(context.bot, message, out, note)
 
+    async def on_image(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A photo or an image file: downloaded, read on this machine by the service, judged."""
+        message = update.message
+        if message is None or message.from_user is None or message.from_user.is_bot:
+            return
+        if not self.read_images:  # no OCR extra: the caption is judged, or the hint on pasting the text
+            handler = self.on_text if message.caption else self.on_media
+            await handler(update, context)
+            return
+        if self._addressed(message, context.bot):
+            await self._judge_image(context.bot, message, message)
+
+    async def _judge_image(self, bot: Any, message: Message, source: Message) -> None:
+        """Read the image of ``source`` (``message`` itself, or the message it replies to) and answer
+        ``message``. A caption is not judged: the screenshot is the message."""
+        assert message.from_user is not None
+        origin, forwarded_at = _forward_meta(source)
+        incoming = Incoming(
+            CHANNEL,
+            str(message.from_user.id),
+            str(message.chat.id),
+            "",
+            str(message.message_id),
+            forward_origin=origin,
+            forwarded_at=forwarded_at,
+        )
+        async with self._lock(incoming.chat_id):
+            async with self._typing(bot, message.chat.id):
+                data = await self._download(bot, source)
+                if isinstance(data, bytes):
+                    out = await self._run(self.service.handle_image, incoming, data)
+                else:
+                    out = Outgoing(data + "\n\n" + MEDIA_HOW)
+            if out is not None:
+                await self._answer(bot, message, out, _forward_note(forwarded_at))
+
+    async def _download(self, bot: Any, source: Message) -> bytes | str:
+        """The image's bytes (getFile, then the download from TELEGRAM_BASE_FILE_URL), or what to tell
+        the user instead."""
+        found = _image_file(source)
+        if found is None:
+            return IMAGE_FAILED
+        file_id, size = found
+        if size is not None and size > MAX_IMAGE_BYTES:
+            return IMAGE_TOO_BIG
+        try:
+            file = await self._call(bot.get_file, file_id=file_id)
+            if file.file_size is not None and file.file_size > MAX_IMAGE_BYTES:
+                return IMAGE_TOO_BIG
+            data = await self._call(file.download_as_bytearray)
+        except TelegramError as exc:
+            log.warning("telegram: screenshot not downloaded: %s: %s", type(exc).__name__, exc)
+            return IMAGE_FAILED
+        if len(data) > MAX_IMAGE_BYTES:
+            return IMAGE_TOO_BIG
+        return bytes(data)
+
+    @contextlib.asynccontextmanager
+    async def _typing(self, bot: Any, chat_id: int) -> AsyncIterator[None]:
+        """ "typing…" in the chat while the body runs (renewed, since Telegram shows it for 5 s)."""
+
+        async def typing() -> bool:
+            try:
+                await bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
+            except TelegramError:
+                return False  # a nicety: never worth a retry
+            return True
+
+        async def keep_typing() -> None:
+            while True:
+                await asyncio.sleep(TYPING_SECONDS)
+                if not await typing():
+                    return
+
+        task = asyncio.create_task(keep_typing()) if await typing() else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     async def _answer(self, bot: Any, message: Message, out: Outgoing, note: str | None) -> None:
         keyboard = None
         if out.reply is not None:
-            parts = render_reply(out.reply, note)
+            parts = render_reply(out.reply, note, quote=out.read_text)
             if out.analysis is not None and out.case_id is not None:
-                keyboard = self._verdict_keyboard(out.case_id, out.analysis)
+                keyboard = self._verdict_keyboard(out.case_id, out.analysis, message.date)
         else:
             parts = render_plain(out.text)  # follow-ups and notices: no forward/caption note
         await self._send(bot, message.chat.id, parts, keyboard=keyboard, reply_to=self._reply_to(message))
@@ -520,8 +801,10 @@ class TelegramChannel:
             chosen.setdefault(topic_id, title)
         return tuple((tid, title) for tid, title in chosen.items() if _fits(f"t:{tid}"))[:4]
 
-    def _verdict_keyboard(self, case_id: int, analysis: Analysis) -> InlineKeyboardMarkup:
-        memo = _Memo(analysis.reply.details, self._alternatives(analysis))
+    def _verdict_keyboard(
+        self, case_id: int, analysis: Analysis, sent_at: dt.datetime | None = None
+    ) -> InlineKeyboardMarkup:
+        memo = _Memo(analysis.reply.details, self._alternatives(analysis), sent_at)
         self._memos[case_id] = memo
         self._memos.move_to_end(case_id)
         while len(self._memos) > MEMO_SIZE:
@@ -534,6 +817,10 @@ class TelegramChannel:
             second.append(_button("📖 详细", f"more:{case_id}"))
         if second:
             rows.append(second)
+        if analysis.kind == "sms" and analysis.verdict in COMPLAINT_VERDICTS:
+            rows.append([_button("📝 生成投诉材料", f"cp:{case_id}")])
+        if case_id and self.ops.is_low_confidence(analysis.confidence):
+            rows.append([_button("🔔 有新结论时通知我", f"nt:{case_id}")])
         return InlineKeyboardMarkup(rows)
 
     async def on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -566,11 +853,17 @@ class TelegramChannel:
         parts = pack([text_html.split("\n")])
         await self._send(context.bot, message.chat.id, parts, reply_to=self._reply_to(message))
 
+    def _help(self) -> str:
+        if not self.read_images:
+            return HELP
+        first, _, rest = HELP.partition("\n\n")
+        return f"{first}\n\n{HELP_IMAGES}{rest}"
+
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply_html(update, context, START)
+        await self._reply_html(update, context, START.replace(HELP, self._help()))
 
     async def on_help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._reply_html(update, context, HELP)
+        await self._reply_html(update, context, self._help())
 
     async def on_about(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         kb = self.service.analyzer.kb
@@ -597,7 +890,9 @@ class TelegramChannel:
             "<b>会记录什么</b>\n"
             "每条消息记为一条案例，用于改进判断：去掉身份证号、银行卡号、手机号和称呼里的姓名后的文字、判断结果、"
             "你给的 👍/👎。你的 Telegram 账号只以加密散列保存，不存用户名。转发的消息只记来源类型和原发送时间。\n"
-            f"{html.escape(raw)}\n\n"
+            f"{html.escape(raw)}\n"
+            "截图只在内存里识别，图片本身不保存；记录的是识别出的文字（同样隐去个人信息）。"
+            "点了“有新结论时通知我”的，只为那一条记下聊天 id，通知后即删除。\n\n"
             "<b>保存多久</b>\n"
             f"记录保存 {s.RETENTION_DAYS} 天后自动删除。\n\n"
             "<b>怎么删除</b>\n"
@@ -629,6 +924,251 @@ class TelegramChannel:
                 return  # a command for another bot, or for nobody in particular
         await self._reply_html(update, context, html.escape(UNKNOWN_COMMAND, quote=False))
 
+    async def on_evidence(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """The user's SMS still in memory as one dated record, with complaint drafts for them together."""
+        message = update.message
+        if message is None or message.from_user is None:
+            return
+        if message.chat.type != ChatType.PRIVATE:  # a group's memory holds other people's messages
+            await self._reply_html(update, context, html.escape(EVIDENCE_PRIVATE, quote=False))
+            return
+        keep = keep_time(self.settings.RAW_TEXT_TTL_MINUTES)
+        items = [i for i in self.service.recent_messages(str(message.chat.id)) if i.analysis.kind == "sms"]
+        if not items:
+            text = (
+                f"我这里没有你最近发来的短信。为保护隐私，原文只在内存里保留 {keep}，不写入磁盘。"
+                "请把短信重新粘贴或转发给我，再发 /evidence。"
+            )
+            await self._reply_html(update, context, html.escape(text, quote=False))
+            return
+        record = evidence_lines(items, self._sent_times(), dt.datetime.now(dt.UTC))
+        stored = (
+            "运营方开启了保存原文，原文也在记录库里。" if self.settings.STORE_RAW_TEXT else "不写入磁盘。"
+        )
+        tail = f"这些原文只在内存里保留 {keep}，{stored}请尽快截图或保存下面的文件。"
+        drafts = self.service.complaint_drafts(str(message.chat.id), all_recent=True) or ()
+        rows = [[_button(f"📝 {d.name}", f"cd:e:{d.channel}")] for d in drafts]
+        if drafts:
+            rows.append([_button("📄 证据记录和全部材料（txt 文件）", "cf:e")])
+            tail += "\n点下面的按钮生成投诉材料（把这些短信一起作为证据）。"
+        else:
+            tail += "\n" + DRAFTS_NONE_FIT.replace("这条消息", "这些消息")
+        title, *rest = record
+        blocks = [_block([title], "b"), _block(rest, None, TEXT_LIMIT, defuse=True), _block([tail], "i")]
+        keyboard = InlineKeyboardMarkup(rows) if rows else None
+        await self._send(context.bot, message.chat.id, pack(blocks), keyboard=keyboard)
+
+    def _sent_times(self) -> dict[int, dt.datetime]:
+        return {case: memo.sent_at for case, memo in self._memos.items() if memo.sent_at is not None}
+
+    # -- operators --
+
+    async def _operator(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+        """The operator's user id, or None after a polite refusal (not an operator, or not a private chat)."""
+        message = update.message
+        if message is None or message.from_user is None:
+            return None
+        if message.from_user.id not in self.operator_ids:
+            if message.chat.type == ChatType.PRIVATE or self._command_for_us(message, context.bot):
+                await self._reply_html(update, context, html.escape(OPERATOR_ONLY, quote=False))
+            return None
+        if message.chat.type != ChatType.PRIVATE:
+            await self._reply_html(update, context, html.escape(OPERATOR_PRIVATE, quote=False))
+            return None
+        return message.from_user.id
+
+    @staticmethod
+    def _command_for_us(message: Message, bot: Any) -> bool:
+        command = (message.text or "").split()[0] if message.text else ""
+        username = (bot.username or "").lower()
+        return bool(username) and command.lower().endswith(f"@{username}")
+
+    async def on_review(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        operator = await self._operator(update, context)
+        if operator is None or update.message is None:
+            return
+        self._reviews[operator] = _Review()  # a new session: what was skipped comes back
+        await self._show_next_case(context.bot, update.message.chat.id, operator)
+
+    async def on_stats(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._operator(update, context) is None:
+            return
+        stats = await self._run(self.ops.stats)
+        text = "<b>案例统计</b>\n" + html.escape(format_stats_short(stats), quote=False)
+        await self._reply_html(update, context, text)
+
+    async def _show_next_case(self, bot: Any, chat_id: int, operator: int) -> None:
+        review = self._reviews.setdefault(operator, _Review())
+        group = await self._run(self.ops.next_case, tuple(review.skipped))
+        if group is None:
+            more = f"（本轮跳过了 {len(review.skipped)} 条，再发 /review 从头看。）" if review.skipped else ""
+            await self._send(bot, chat_id, render_plain(QUEUE_EMPTY + more, defuse=False))
+            return
+        case = case_json(group.case)
+        review.groups[case["id"]] = tuple(group.case_ids)
+        flags = [
+            flag
+            for flag, on in (
+                ("低把握", group.low_confidence),
+                ("👎", group.thumbs_down),
+                ("未匹配话题", group.unmatched),
+            )
+            if on
+        ]
+        labels = [_button(SHORT_LABELS[v], f"lb:{case['id']}:{v}") for v in VERDICT_ORDER]
+        rows = [labels[i : i + 3] for i in range(0, len(labels), 3)]
+        rows.append([_button("⏭ 跳过", f"sk:{case['id']}")])
+        parts = render_case(case, group.case_ids, flags)
+        await self._send(bot, chat_id, parts, keyboard=InlineKeyboardMarkup(rows))
+
+    async def _on_label(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        case, _, verdict = arg.partition(":")
+        if query.from_user.id not in self.operator_ids:
+            await self._call(query.answer, text=OPERATOR_BUTTON_ONLY, show_alert=True)
+            return
+        if not case.isdigit() or verdict not in VERDICT_ORDER:
+            await self._call(query.answer)
+            return
+        review = self._reviews.setdefault(query.from_user.id, _Review())
+        ids = review.groups.pop(int(case), (int(case),))
+        labelled = 0
+        for case_id in ids:
+            try:
+                await self._run(self.ops.label, case_id, verdict)
+                labelled += 1
+            except OperatorError:  # deleted meanwhile (/forget, retention)
+                continue
+        text = f"已标注为“{SHORT_LABELS[verdict]}”（{labelled} 条）" if labelled else "这条案例已经不在了。"
+        await self._call(query.answer, text=text)
+        await self._edit_keyboard(query, bot, "")
+        if labelled:
+            await self.deliver_notifications(bot)  # users who asked hear of a changed verdict at once
+        await self._show_next_case(bot, self._query_chat(query), query.from_user.id)
+
+    async def _on_skip(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        if query.from_user.id not in self.operator_ids:
+            await self._call(query.answer, text=OPERATOR_BUTTON_ONLY, show_alert=True)
+            return
+        if not arg.isdigit():
+            await self._call(query.answer)
+            return
+        review = self._reviews.setdefault(query.from_user.id, _Review())
+        review.skipped.update(review.groups.pop(int(arg), (int(arg),)))
+        await self._call(query.answer, text="已跳过")
+        await self._edit_keyboard(query, bot, "")
+        await self._show_next_case(bot, self._query_chat(query), query.from_user.id)
+
+    # -- follow-up to users who asked --
+
+    async def _on_notify(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        if not arg.isdigit():
+            await self._call(query.answer)
+            return
+        chat_id = str(self._query_chat(query))
+        stored = await self._run(self.ops.request_notify, int(arg), CHANNEL, chat_id)
+        await self._call(query.answer, text=NOTIFY_OK if stored else FEEDBACK_GONE)
+        if stored:
+            await self._edit_keyboard(query, bot, "nt:")
+
+    async def deliver_notifications(self, bot: Any) -> int:
+        """Tell users who asked about operators' conclusions that differ from the bot's; each chat id is
+        deleted once told (or when Telegram refuses the chat for good). Returns how many were told."""
+        async with self._notify_lock:  # the periodic check and a /review label never send one twice
+            due = await self._run(self.ops.due_notifications, CHANNEL)
+            told = 0
+            for notification in due:
+                try:
+                    await self._call(
+                        bot.send_message,
+                        chat_id=int(notification.chat_id),
+                        text=self.ops.notification_text(notification),
+                    )
+                    told += 1
+                except (Forbidden, BadRequest) as exc:  # blocked the bot, chat gone: never deliverable
+                    log.info("telegram: notification for case %s dropped: %s", notification.case_id, exc)
+                except TelegramError as exc:
+                    log.warning(
+                        "telegram: notification for case %s not sent yet: %s", notification.case_id, exc
+                    )
+                    continue
+                await self._run(self.ops.notified, notification)
+            return told
+
+    async def _notify_loop(self, bot: Any) -> None:
+        while True:
+            try:
+                await self.deliver_notifications(bot)
+            except Exception:  # the database busy or gone for a moment: try again next time
+                log.exception("telegram: checking for notifications failed")
+            await asyncio.sleep(self.notify_interval)
+
+    # -- complaint drafts --
+
+    def _drafts(self, chat_id: int, scope: str, channel: str | None = None) -> tuple[Draft, ...] | None:
+        """Drafts for one case (``scope`` its id) or for all the chat's SMS in memory (``scope`` "e")."""
+        if scope == "e":
+            return self.service.complaint_drafts(str(chat_id), channel, all_recent=True)
+        if scope.isdigit():
+            return self.service.complaint_drafts(str(chat_id), channel, case_id=int(scope))
+        return None
+
+    def _drafts_gone(self) -> str:
+        keep = keep_time(self.settings.RAW_TEXT_TTL_MINUTES)
+        return f"原文已不在内存里了（为保护隐私只保留 {keep}）。请把短信重新发给我，再点一次。"
+
+    async def _on_complaint(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        drafts = self._drafts(self._query_chat(query), arg)
+        if drafts is None:
+            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
+            return
+        if not drafts:
+            await self._call(query.answer, text=DRAFTS_NONE_FIT, show_alert=True)
+            return
+        await self._call(query.answer)
+        rows = [[_button(f"📝 {d.name}", f"cd:{arg}:{d.channel}")] for d in drafts]
+        rows.append([_button("📄 全部材料（txt 文件）", f"cf:{arg}")])
+        text = "可以向这些渠道投诉或举报，点一个查看写好的材料（你的个人信息留空，请自己填写）："
+        await self._send(
+            bot, self._query_chat(query), render_plain(text), keyboard=InlineKeyboardMarkup(rows)
+        )
+
+    async def _on_draft(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        scope, _, channel = arg.partition(":")
+        drafts = self._drafts(self._query_chat(query), scope)
+        if drafts is None:
+            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
+            return
+        index = next((i for i, d in enumerate(drafts) if d.channel == channel), None)
+        if index is None:
+            await self._call(query.answer, text=DRAFTS_NONE_FIT, show_alert=True)
+            return
+        await self._call(query.answer)
+        await self._send(bot, self._query_chat(query), render_draft(drafts[index], index + 1, len(drafts)))
+
+    async def _on_draft_file(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        chat_id = self._query_chat(query)
+        drafts = self._drafts(chat_id, arg)
+        if drafts is None:
+            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
+            return
+        if not drafts:
+            await self._call(query.answer, text=DRAFTS_NONE_FIT, show_alert=True)
+            return
+        await self._call(query.answer)
+        now = dt.datetime.now(dt.UTC)
+        record: list[str] = []
+        if arg == "e":
+            items = [i for i in self.service.recent_messages(str(chat_id)) if i.analysis.kind == "sms"]
+            record = evidence_lines(items, self._sent_times(), now)
+        name = f"投诉材料-{now.astimezone(BEIJING):%Y%m%d-%H%M}.txt"
+        await self._call(
+            bot.send_document,
+            chat_id=chat_id,
+            document=drafts_document(drafts, now, record),
+            filename=name,
+            caption=DRAFT_NOTE,
+        )
+
     # -- buttons --
 
     async def on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -642,6 +1182,12 @@ class TelegramChannel:
             "more": self._on_more,
             "t": self._on_topic,
             "td": self._on_topic_details,
+            "nt": self._on_notify,
+            "cp": self._on_complaint,
+            "cd": self._on_draft,
+            "cf": self._on_draft_file,
+            "lb": self._on_label,
+            "sk": self._on_skip,
         }
         handler = handlers.get(kind)
         if handler is None:
@@ -756,12 +1302,51 @@ class TelegramChannel:
         except TelegramError as exc:
             log.warning("telegram: could not apologise either: %s", exc)
 
+    # -- the running bot --
+
     async def post_init(self, app: Application) -> None:
         try:
             await app.bot.set_my_commands([BotCommand(c, d) for c, d in BOT_COMMANDS])
         except TelegramError as exc:
             log.warning("telegram: setMyCommands failed (%s); commands still work", exc)
-        log.info("telegram: running as @%s", app.bot.username)
+        for operator in sorted(self.operator_ids):  # /review and /stats in the menu of operators only
+            try:
+                commands = [BotCommand(c, d) for c, d in BOT_COMMANDS + OPERATOR_COMMANDS]
+                await app.bot.set_my_commands(commands, scope=BotCommandScopeChat(operator))
+            except TelegramError as exc:  # the operator has not started a chat with the bot yet
+                log.info("telegram: operator menu not set for one operator (%s)", exc)
+        self.start_background(app.bot)
+        log.info(
+            "telegram: running as @%s (screenshots %s, %d operator(s))",
+            app.bot.username,
+            "read" if self.read_images else "not read: no OCR extra",
+            len(self.operator_ids),
+        )
+
+    def start_background(self, bot: Any, maintenance: bool = True) -> None:
+        """Start the notification check (a task on this loop) and, with ``maintenance``, retention and
+        knowledge hot-reload (threads; SIGHUP reloads when called from the main thread)."""
+        if self._notifier is None:
+            self._notifier = asyncio.get_running_loop().create_task(
+                self._notify_loop(bot), name="smsguard-notify"
+            )
+        if maintenance and not self._jobs:
+            reloader = KnowledgeReloader(self.service, self.service.analyzer.kb.root)
+            self._jobs = [RetentionScheduler(self.service.store, self.settings.RETENTION_DAYS), reloader]
+            for job in self._jobs:
+                job.start()
+            reloader.install_sighup()
+
+    async def stop_background(self, _app: Application | None = None) -> None:
+        """Stop what :meth:`start_background` started (idempotent: post_stop and post_shutdown call it)."""
+        if self._notifier is not None:
+            self._notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifier
+            self._notifier = None
+        jobs, self._jobs = self._jobs, []
+        for job in reversed(jobs):
+            job.stop()
 
 
 # --- building and running -------------------------------------------------------------------------------
@@ -815,6 +1400,8 @@ def build_application(
         )
         .concurrent_updates(CONCURRENT_UPDATES)
         .post_init(channel.post_init)
+        .post_stop(channel.stop_background)  # before the bot's connection closes: no notification cut off
+        .post_shutdown(channel.stop_background)  # also when it never ran (a failed start)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
