@@ -88,8 +88,9 @@ def chat(kb_dir: Path | None) -> None:
     """Console chat. Piped: one message per line, each reply followed by an empty line."""
     from bot.adapters.console import run_console
 
-    service = build_service(build_settings(), kb_dir)
-    sys.exit(run_console(service, sys.stdin, sys.stdout))
+    settings = build_settings()
+    service = build_service(settings, kb_dir)
+    sys.exit(run_console(service, sys.stdin, sys.stdout, retention_days=settings.RETENTION_DAYS))
 
 
 @main.command()
@@ -295,3 +296,34 @@ def _add_commands() -> None:
 
 
 _add_commands()
+
+
+@main.command()
+@click.argument("text")
+@click.option(
+    "--channel",
+    type=click.Choice(["lender", "12378", "110", "96110", "12321"]),
+    default=None,
+    help="Only the draft for this channel.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON array of {channel, to, subject, body, sources}."
+)
+@kb_dir_option
+def complaint(text: str, channel: str | None, as_json: bool, kb_dir: Path | None) -> None:
+    """Draft complaints and reports for TEXT (nothing is logged or stored)."""
+    from bot.core.complaint import Message, draft_complaints, fitting_channels
+
+    analyzer = build_analyzer(kb_dir)
+    message = Message(text, analyzer.analyze(text))
+    drafts = draft_complaints(analyzer.kb, [message], channel)
+    if not drafts:
+        fitting = ", ".join(c.id for c in fitting_channels(analyzer.kb, [message])) or "none"
+        fail(
+            f"no {channel or 'complaint'} draft fits a '{message.analysis.verdict}' message (fitting: {fitting})"
+        )
+    if as_json:
+        click.echo(json.dumps([d.as_dict() for d in drafts], ensure_ascii=False))
+        return
+    for draft in drafts:
+        click.echo(f"==== {draft.name}（{draft.channel}）====\n主题：{draft.subject}\n\n{draft.body}\n")
