@@ -13,11 +13,12 @@ Both run in daemon threads; each thread uses its own SQLite connection (``CaseSt
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,25 @@ class KnowledgeReloader(_Worker):
         if self._previous_handler is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGHUP, self._previous_handler)
             self._previous_handler = None
+
+
+@contextlib.contextmanager
+def maintenance_jobs(
+    service: Service, retention_days: int | None, sighup: bool = False
+) -> Iterator[list[KnowledgeReloader | RetentionScheduler]]:
+    """Knowledge hot-reload and, given RETENTION_DAYS, retention, for as long as a channel runs.
+
+    ``sighup`` also makes SIGHUP reload (only where SIGHUP does not mean "the terminal closed")."""
+    reloader = KnowledgeReloader(service, service.analyzer.kb.root)
+    jobs: list[KnowledgeReloader | RetentionScheduler] = [reloader]
+    if retention_days is not None:
+        jobs.append(RetentionScheduler(service.store, retention_days))
+    for job in jobs:
+        job.start()
+    if sighup:
+        reloader.install_sighup()
+    try:
+        yield list(jobs)
+    finally:
+        for job in reversed(jobs):
+            job.stop()

@@ -6,8 +6,8 @@ import sqlite3
 import threading
 import time
 
-from bot.adapters.console import maintenance, run_console
-from bot.maintenance import KnowledgeReloader
+from bot.adapters.console import run_console
+from bot.maintenance import KnowledgeReloader, maintenance_jobs
 from bot.service import Incoming, Service
 from bot.store import CaseStore
 from tests.helpers import run_cli
@@ -54,7 +54,7 @@ def test_terminal_chat_runs_retention_and_hot_reload_only_while_it_runs(tmp_path
     old = service.handle(Incoming("console", "u", "console", "晚上吃饭吗")).case_id
     long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=30)).isoformat(timespec="seconds")
     store.db.execute("UPDATE cases SET created_at = ? WHERE id = ?", [long_ago, old])
-    with maintenance(service, retention_days=7) as jobs:
+    with maintenance_jobs(service, retention_days=7) as jobs:
         names = {t.name for t in threading.enumerate()}
         assert {"smsguard-knowledge-reload", "smsguard-retention"} <= names
         assert isinstance(jobs[0], KnowledgeReloader) and jobs[0]._previous_handler is None  # no SIGHUP

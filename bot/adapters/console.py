@@ -8,12 +8,10 @@ stays one message; while it runs, edits to knowledge/ are picked up and old case
 
 from __future__ import annotations
 
-import contextlib
 import getpass
-from collections.abc import Iterator
 from typing import TextIO
 
-from bot.maintenance import KnowledgeReloader, RetentionScheduler
+from bot.maintenance import maintenance_jobs
 from bot.service import Incoming, Service
 
 BANNER = (
@@ -76,27 +74,8 @@ def run_terminal(service: Service, stdin: TextIO, stdout: TextIO) -> int:
             stdout.write("\n" + out.text + "\n\n")
 
 
-@contextlib.contextmanager
-def maintenance(
-    service: Service, retention_days: int | None
-) -> Iterator[list[KnowledgeReloader | RetentionScheduler]]:
-    """Knowledge hot-reload (file changes) and, given RETENTION_DAYS, retention, for the interactive chat."""
-    jobs: list[KnowledgeReloader | RetentionScheduler] = [
-        KnowledgeReloader(service, service.analyzer.kb.root)
-    ]
-    if retention_days is not None:
-        jobs.append(RetentionScheduler(service.store, retention_days))
-    for job in jobs:
-        job.start()
-    try:
-        yield list(jobs)
-    finally:
-        for job in reversed(jobs):
-            job.stop()
-
-
 def run_console(service: Service, stdin: TextIO, stdout: TextIO, retention_days: int | None = None) -> int:
     if stdin.isatty():
-        with maintenance(service, retention_days):
+        with maintenance_jobs(service, retention_days):  # no SIGHUP: in a terminal it means "closed"
             return run_terminal(service, stdin, stdout)
     return run_piped(service, stdin, stdout)  # one pass over stdin: no background jobs

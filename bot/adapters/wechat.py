@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.core import Reply
+from bot.maintenance import maintenance_jobs
 from bot.service import RATE_WINDOW_SECONDS, THROTTLED_NOTICE, Incoming, Outgoing, Service
 from bot.settings import Settings
 
@@ -1076,8 +1077,9 @@ def run_wechat(config: WeChatConfig, settings: Settings, service: Service, host:
         images,
     )
     try:
-        while not stop.wait(SWEEP_SECONDS):
-            endpoint.sweep()
+        with maintenance_jobs(service, settings.RETENTION_DAYS, sighup=True):
+            while not stop.wait(SWEEP_SECONDS):
+                endpoint.sweep()
     finally:
         server.shutdown()
         server.server_close()
