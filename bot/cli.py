@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -59,6 +60,8 @@ def build_service(settings: Settings, kb_dir: Path | None, warm: bool = True):
         store = CaseStore(settings.SMSGUARD_DB, settings.user_hash_key(), settings.STORE_RAW_TEXT)
     except OSError as exc:
         fail(f"cannot open the case database {settings.SMSGUARD_DB}: {exc.strerror or exc}")
+    except sqlite3.Error as exc:  # not a database, corrupt, locked by another program
+        fail(f"cannot use the case database {settings.SMSGUARD_DB}: {exc}")
     return Service(
         analyzer,
         store,

@@ -12,6 +12,7 @@ import re
 import sqlite3
 import threading
 import time
+import unicodedata
 from collections import deque
 from dataclasses import dataclass, field, replace
 
@@ -24,7 +25,8 @@ from bot.store import CaseStore, NewCase
 
 log = logging.getLogger(__name__)
 
-UNLOGGED = 0  # the case id when the database refused the write (SQLite ids start at 1)
+# The id _log returns for a redelivered message: logged before, so neither logged nor answered anew.
+_DUPLICATE = -1
 MAX_TEXT_CHARS = 20000  # longer input is analysed in full but only this much is stored
 RATE_WINDOW_SECONDS = 60.0
 MAX_RECENT_PER_CHAT = 20  # messages kept in memory per chat for follow-ups and /evidence
@@ -101,6 +103,11 @@ class _RateState:
     notified_window_start: float = -1.0
 
 
+def _is_blank(text: str) -> bool:
+    """Nothing a person could read: whitespace, controls and invisible characters only (stops early)."""
+    return all(ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in text)
+
+
 class Service:
     def __init__(
         self,
@@ -133,14 +140,14 @@ class Service:
 
     def _answer(self, incoming: Incoming, text: str) -> Outgoing | None:
         """Everything in :meth:`handle` after the rate limit (shared with :meth:`handle_image`)."""
-        if not normalize(text[:200]).text:
+        if _is_blank(text):
             return Outgoing(EMPTY_REPLY)
         follow_up = self._follow_up(incoming.chat_id, normalize(text).text)
         if follow_up is not None:
             return follow_up
         analysis = self.analyzer.analyze(text)
         case_id = self._log(incoming, text, analysis)
-        if case_id is None and incoming.message_id is not None:
+        if case_id == _DUPLICATE:
             return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, None, duplicate=True)
         with self._lock:
             recent = self._recent.setdefault(incoming.chat_id, deque(maxlen=MAX_RECENT_PER_CHAT))
@@ -196,6 +203,7 @@ class Service:
     def _log(
         self, incoming: Incoming, text: str, analysis: Analysis | None, throttled: bool = False
     ) -> int | None:
+        """The new case's id; ``_DUPLICATE`` for a message already logged; None when the database failed."""
         key = None
         if incoming.message_id is not None:
             key = self.store.message_key(incoming.channel, incoming.chat_id, incoming.message_id)
@@ -214,7 +222,9 @@ class Service:
         except sqlite3.Error as exc:
             # A read-only or full disk must not cost the user the answer: the failure is a log line.
             log.warning("case not logged (%s: %s); answering anyway", type(exc).__name__, exc)
-            return UNLOGGED
+            return None
+        if case_id is None:
+            return _DUPLICATE
         log.info(
             "case=%s channel=%s verdict=%s throttled=%s ms=%s",
             case_id,

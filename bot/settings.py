@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -51,12 +53,18 @@ class Settings(BaseSettings):
         path = self.SMSGUARD_DB.parent / SECRET_FILE_NAME
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            # O_EXCL: two processes starting together cannot both write a different key.
+            # Write the key in full to a private temporary file, then link it into place: two processes
+            # starting together end with one key, and nobody ever reads a half-written (empty) one.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
             try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                pass
-            else:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+                os.chmod(tmp, 0o600)
+                with contextlib.suppress(FileExistsError):
+                    os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
+        key = path.read_text().strip()
+        if not key:
+            raise ValueError(f"{path} is empty: delete it to generate a new key, or set SMSGUARD_SECRET")
+        return key.encode()

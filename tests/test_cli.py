@@ -134,3 +134,11 @@ def test_every_command_answers_help(command):
 def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0 and "smsguard" in proc.stdout
+
+
+def test_a_file_that_is_not_a_database_is_one_clear_line(tmp_path):
+    bogus = tmp_path / "cases.db"
+    bogus.write_bytes(b"this is not sqlite" * 100)
+    proc = run_cli("chat", stdin="hi\n", env={"SMSGUARD_DB": str(bogus)})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and proc.stderr.strip().startswith("error:")

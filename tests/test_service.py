@@ -126,4 +126,12 @@ def test_a_refusing_database_still_answers_and_logs_a_warning(parts, caplog, pra
     # A long message needs new pages, which a database at its page limit cannot get.
     out = service.handle(msg("再不还钱就爆你通讯录。" + "你" * 8000, message_id="9"))
     assert out is not None and out.analysis.verdict == "illegal_collection" and not out.duplicate
+    assert out.case_id is None  # so no channel offers feedback on a case that does not exist
     assert "case not logged" in caplog.text
+
+
+def test_padding_before_the_text_does_not_make_it_empty(parts):
+    service, store, _ = parts
+    out = service.handle(msg(" " * 250 + "\u200b" * 250 + "再不还钱就爆你通讯录"))
+    assert out.analysis is not None and out.analysis.verdict == "illegal_collection"
+    assert store.count() == 1

@@ -100,3 +100,12 @@ def test_integrity(store):
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("INSERT INTO cases (created_at, channel, kind, verdict) VALUES ('x','y','z','w')")
+
+
+def test_database_files_are_private(tmp_path, store, analyzer):
+    import stat
+
+    store.log_case(NewCase("console", "u", "晚上吃饭吗", analyzer.analyze("晚上吃饭吗")))
+    for path in tmp_path.iterdir():
+        if path.name.startswith("cases.db"):
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name

@@ -80,3 +80,26 @@ def test_empty_and_garbage_input(analyzer):
     for text in ["", "   ", "\x00\x01", "😀" * 500, "\ud800abc"]:
         result = analyzer.analyze(text)
         assert result.verdict == "unrelated"
+
+
+def test_crisis_without_anything_to_judge_gets_care_not_an_all_clear(analyzer):
+    result = analyzer.analyze("欠了二十多万网贷，真的不想活了")
+    assert result.crisis
+    text = result.reply.as_text()
+    assert text.startswith("💛") and "12356" in text
+    assert "✅" not in text and "未发现" not in text
+
+
+# Topics whose example messages may rightly carry no collection or scam sign (a lender's acknowledgement, a
+# lawful offer of an extension, a cry for help).
+_NOTHING_TO_JUDGE = {"complaint-channels", "crisis-support", "negotiate", "statute-limitations", "legit-reminder"}
+
+
+def test_the_knowledge_bases_own_example_messages_are_judged(kb, analyzer):
+    for topic in kb.topics:
+        for message in topic.messages:
+            verdict = analyzer.analyze(message).verdict
+            if topic.id.startswith("scam-"):
+                assert verdict == "scam", (topic.id, message)
+            elif topic.id not in _NOTHING_TO_JUDGE:
+                assert verdict != "unrelated", (topic.id, message)

@@ -8,6 +8,7 @@ carry (when it arrived, from which number) comes from forward metadata or stays 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ DRAFT_PLACEHOLDERS = {
     "name": "【姓名】",
 }
 CHANNEL_ORDER = ("lender", "12378", "110", "96110", "12321")
+_NOT_LENDERS = re.compile(r"法院|仲裁|公安|警|检察|12368|12381|96110|通知|提醒|反诈")
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,14 @@ def fitting_channels(kb: Knowledge, messages: Sequence[Message]) -> tuple[Compla
 
 def _lender(kb: Knowledge, messages: Sequence[Message]) -> str:
     names = {p.id: p.name for p in kb.platforms}
-    for m in messages:
+    for m in messages:  # a lender the knowledge base knows, in any of the messages, first
         for platform_id in m.analysis.entities.platforms:
             if platform_id in names:
                 return names[platform_id]
+    for m in messages:  # else a sender signature that is not a court or an official service number
         for sender in m.analysis.entities.senders:
-            return sender
+            if not _NOT_LENDERS.search(sender):
+                return sender
     return "【借款平台名称】"
 
 

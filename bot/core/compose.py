@@ -131,6 +131,16 @@ def compose_reply(
     if crisis and CRISIS_TOPIC in kb.topic_by_id:
         care = kb.topic_by_id[CRISIS_TOPIC]
         crisis_text = "💛 " + care.answer + ("\n" + "\n".join(_channels(care)) if care.channels else "")
+        if verdict == "unrelated":
+            # Nothing to judge: "✅ no signs of anything" would read as dismissing the person. Care only.
+            return Reply(
+                headline=None,
+                crisis=crisis_text,
+                steps=tuple(care.steps[:MAX_STEPS]),
+                related=_related(kb, kind, care, topics),
+                details=care.details or care.answer,
+                footer=_footer(kb, care),
+            )
 
     leads_with_answer = kind == "question" and (general_question or verdict == "unrelated")
     headline = None
@@ -158,7 +168,7 @@ def compose_reply(
         also=also,
         details=(primary.details or primary.answer) if primary else None,
         sources=format_sources(kb, primary.sources) if show_topic and primary else (),
-        footer=_footer(kb),
+        footer=_footer(kb, primary if show_topic else None),
         answer_first=kind == "question",
     )
 
@@ -175,9 +185,11 @@ def compose_topic_reply(kb: Knowledge, topic: Topic) -> Reply:
         ],
         details=topic.details or topic.answer,
         sources=format_sources(kb, topic.sources),
-        footer=_footer(kb),
+        footer=_footer(kb, topic),
     )
 
 
-def _footer(kb: Knowledge) -> str:
-    return f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {kb.reviewed.isoformat()}。）"
+def _footer(kb: Knowledge, topic: Topic | None = None) -> str:
+    """Dated by the topic the reply used; without one, by the oldest review in the knowledge base."""
+    reviewed = topic.reviewed if topic else min(t.reviewed for t in kb.topics)
+    return f"（自动判断，不构成法律意见。知识库 {kb.version}，内容核对于 {reviewed.isoformat()}。）"

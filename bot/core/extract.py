@@ -54,8 +54,10 @@ ID_NUMBER = re.compile(
     r"(?<![0-9a-z])[1-9][0-9]{5}(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9x]"
     r"(?![0-9a-z])"
 )
+# 16-19 digits, plain or in groups of four; a 17-19-digit card printed in groups ends in a short group
+# ("6222 0212 3456 7890 123"), which belongs to the number.
 CARD_NUMBER = re.compile(
-    _NOT_DIGIT_BEFORE + r"[1-9][0-9]{3}(?:[ -]?[0-9]{4}){2}[ -]?[0-9]{4,7}" + _NOT_DIGIT_AFTER
+    _NOT_DIGIT_BEFORE + r"[1-9][0-9]{3}(?:[ -]?[0-9]{4}){3}(?:[0-9]{1,3}|[ -][0-9]{1,3})?" + _NOT_DIGIT_AFTER
 )
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core import Analysis
-from bot.core.redact import redact
+from bot.core.redact import redact, redact_fragment
 from bot.store.migrations import migrations
 
 # Entity lists that may carry personal numbers; each value is redacted like free text.
@@ -70,6 +71,8 @@ class CaseStore:
         self._local = threading.local()
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Readable by this user only; SQLite gives the -wal and -shm files the database's permissions.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         migrations.apply(self.db)
 
     @property
@@ -149,7 +152,8 @@ class CaseStore:
                 entities[key] = [redact(v) for v in entities[key]]  # type: ignore[attr-defined]
             row |= {
                 "signals": json.dumps(
-                    [h.as_dict() | {"evidence": redact(h.evidence)} for h in a.signals], ensure_ascii=False
+                    [h.as_dict() | {"evidence": redact_fragment(h.evidence)} for h in a.signals],
+                    ensure_ascii=False,
                 ),
                 "topics": json.dumps([t.as_dict() for t in a.topics], ensure_ascii=False),
                 "entities": json.dumps(entities, ensure_ascii=False),
@@ -182,11 +186,13 @@ class CaseStore:
 
 
 def compact_search_index(db: sqlite_utils.Database) -> None:
-    """Merge the trigram index after deletions, so deleted cases' entries are dropped rather than only
-    marked deleted (``secure_delete`` then overwrites the freed pages)."""
+    """After deletions: merge the trigram index, so deleted cases' entries are dropped rather than only
+    marked deleted (``secure_delete`` then overwrites the freed pages), and checkpoint the WAL, so the
+    deleted text does not linger in the -wal file either."""
     if db.table("cases_fts").exists():
         with db.conn:
             db.execute("INSERT INTO cases_fts (cases_fts) VALUES ('optimize')")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def case_json(row: dict[str, Any]) -> dict[str, Any]:
