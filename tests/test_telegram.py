@@ -234,9 +234,11 @@ def test_flood_gets_one_notice_then_silence_and_everything_is_logged(harness_fac
 
 
 def test_redelivered_update_is_answered_and_logged_once(tg):
+    # Telegram sends an update again when the bot died before confirming it (see telegram_polling): its
+    # case is logged already, so the user is not answered twice.
     body = message(1, 1, SMS)
     tg.feed(body, body)
-    assert len(tg.api.sent(1)) == 2 and tg.store.count() == 1
+    assert len(tg.api.sent(1)) == 1 and tg.store.count() == 1
 
 
 def test_edited_messages_are_not_judged_again(tg):

@@ -58,6 +58,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
+from bot.adapters.telegram_polling import run_polling
 from bot.core import Analysis, Reply
 from bot.core.complaint import Draft
 from bot.core.redact import redact
@@ -693,7 +694,7 @@ class TelegramChannel:
             note = f"{note}\n{MEDIA_CAPTION_NOTE}" if note else MEDIA_CAPTION_NOTE
         async with self._lock(incoming.chat_id):
             out = await self._run(self.service.handle, incoming)
-            if out is not None:
+            if out is not None and not out.duplicate:  # a re-delivered message already logged: answered
                 await self._answer(context.bot, message, out, note)
 
     async def on_image(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -729,7 +730,7 @@ class TelegramChannel:
                     out = await self._run(self.service.handle_image, incoming, data)
                 else:
                     out = Outgoing(data + "\n\n" + MEDIA_HOW)
-            if out is not None:
+            if out is not None and not out.duplicate:
                 await self._answer(bot, message, out, _forward_note(forwarded_at))
 
     async def _download(self, bot: Any, source: Message) -> bytes | str:
@@ -1444,7 +1445,8 @@ def run_telegram(settings: Settings, service: Service) -> None:
         raise
     if hook is None:
         log.info("telegram: long polling %s", settings.TELEGRAM_BASE_URL)
-        app.run_polling(allowed_updates=ALLOWED_UPDATES, bootstrap_retries=3)
+        # Not app.run_polling: its Updater confirms updates before they are handled (lost on a crash).
+        run_polling(app, loop, allowed_updates=ALLOWED_UPDATES, concurrency=CONCURRENT_UPDATES)
         return
     if hook.secret is None:
         log.warning("telegram: TELEGRAM_WEBHOOK_SECRET is unset: anyone who finds the URL can post updates")
