@@ -204,17 +204,31 @@ class KnowledgeReloader(_Worker):
             self._previous_handler = None
 
 
+class MemorySweeper(_Worker):
+    """Calls :meth:`Service.sweep` every minute, so expired raw text leaves memory without new traffic."""
+
+    name = "memory-sweep"
+
+    def __init__(self, service: Service, interval: float = 60.0):
+        super().__init__(interval)
+        self.service = service
+
+    def tick(self) -> None:
+        self.service.sweep()
+
+
 @contextlib.contextmanager
 def maintenance_jobs(
     service: Service, retention_days: int | None, sighup: bool = False
-) -> Iterator[list[KnowledgeReloader | RetentionScheduler]]:
+) -> Iterator[list[KnowledgeReloader | RetentionScheduler | MemorySweeper]]:
     """Knowledge hot-reload and, given RETENTION_DAYS, retention, for as long as a channel runs.
 
     ``sighup`` also makes SIGHUP reload (only where SIGHUP does not mean "the terminal closed")."""
     reloader = KnowledgeReloader(service, service.analyzer.kb.root)
-    jobs: list[KnowledgeReloader | RetentionScheduler] = [reloader]
+    jobs: list[KnowledgeReloader | RetentionScheduler | MemorySweeper] = [reloader]
     if retention_days is not None:
         jobs.append(RetentionScheduler(service.store, retention_days))
+    jobs.append(MemorySweeper(service))
     for job in jobs:
         job.start()
     if sighup:

@@ -264,6 +264,22 @@ class Service:
                 del self._recent[chat_id]
             return list(items)
 
+    def sweep(self) -> None:
+        """Forget, across all chats, raw text past RAW_TEXT_TTL_MINUTES and rate windows gone quiet: memory
+        must not keep a message just because its sender never wrote again."""
+        now = self._clock()
+        with self._lock:
+            for chat_id in list(self._recent):
+                items = self._recent[chat_id]
+                while items and now - items[0].at > self._ttl:
+                    items.popleft()
+                if not items:
+                    del self._recent[chat_id]
+            for user_id in list(self._rates):
+                times = self._rates[user_id].times
+                if not times or now - times[-1] >= RATE_WINDOW_SECONDS:
+                    del self._rates[user_id]
+
     def recent(self, chat_id: str) -> _Recent | None:
         items = self.recent_messages(chat_id)
         return items[-1] if items else None

@@ -55,7 +55,7 @@ def test_check_json_contract_on_the_issue_examples():
 def test_check_single_text_json_and_plain():
     result = check_json("【工商银行】您尾号8812的信用卡本期应还1,250.00元，到期还款日12月05日。")
     assert result["verdict"] == "reminder"
-    assert "gongshang" in "".join(result["entities"]["platforms"]) or result["entities"]["platforms"]
+    assert result["entities"]["platforms"] == ["icbc-card"]
     plain = run_cli("check", "再不还钱就爆你通讯录")
     assert plain.returncode == 0
     assert "违法催收" in plain.stdout and "怎么办" in plain.stdout

@@ -6,14 +6,14 @@ import sqlite3
 import threading
 import time
 
-from bot.adapters.console import run_console
+from bot.adapters.console import compact, run_console
 from bot.maintenance import KnowledgeReloader, maintenance_jobs
-from bot.service import Incoming, Service
+from bot.service import EMPTY_REPLY, Incoming, Service
 from bot.store import CaseStore
 from tests.helpers import run_cli
 
 
-def test_piped_chat_answers_each_line_and_logs_cases(tmp_path):
+def test_piped_chat_answers_each_line_and_logs_cases(tmp_path, kb):
     db = tmp_path / "cases.db"
     stdin = "再不还钱就爆你通讯录\n上门催收合法吗\n\n详细\n"
     proc = run_cli("chat", stdin=stdin, env={"SMSGUARD_DB": str(db)})
@@ -23,7 +23,8 @@ def test_piped_chat_answers_each_line_and_logs_cases(tmp_path):
     assert proc.stdout.endswith("\n\n")
     assert "催收短信鉴别助手" not in proc.stdout.splitlines()[0]  # no banner when piped
     assert len(replies) == 4  # the empty line is a message too: it gets a hint
-    assert ("详细" not in replies[3] and "民法典" in replies[3]) or len(replies[3]) > 100
+    assert replies[2] == compact(EMPTY_REPLY)
+    assert replies[3] == compact(kb.topic("home-visit").details)  # "详细" about the previous message
     rows = sqlite3.connect(db).execute("SELECT channel, verdict, kind FROM cases ORDER BY id").fetchall()
     assert rows == [("console", "illegal_collection", "sms"), ("console", "unrelated", "question")]
     assert (tmp_path / "smsguard.secret").exists()
@@ -56,7 +57,7 @@ def test_terminal_chat_runs_retention_and_hot_reload_only_while_it_runs(tmp_path
     store.db.execute("UPDATE cases SET created_at = ? WHERE id = ?", [long_ago, old])
     with maintenance_jobs(service, retention_days=7) as jobs:
         names = {t.name for t in threading.enumerate()}
-        assert {"smsguard-knowledge-reload", "smsguard-retention"} <= names
+        assert {"smsguard-knowledge-reload", "smsguard-retention", "smsguard-memory-sweep"} <= names
         assert isinstance(jobs[0], KnowledgeReloader) and jobs[0]._previous_handler is None  # no SIGHUP
         deadline = time.monotonic() + 10
         while jobs[1].runs == 0 and time.monotonic() < deadline:

@@ -135,3 +135,12 @@ def test_padding_before_the_text_does_not_make_it_empty(parts):
     out = service.handle(msg(" " * 250 + "\u200b" * 250 + "再不还钱就爆你通讯录"))
     assert out.analysis is not None and out.analysis.verdict == "illegal_collection"
     assert store.count() == 1
+
+
+def test_sweep_forgets_expired_text_of_chats_that_went_quiet(parts):
+    service, _, clock = parts
+    service.handle(msg("再不还钱就爆你通讯录", user="quiet", chat="quiet"))
+    assert service._recent and service._rates
+    clock.now += 61  # past RAW_TEXT_TTL_MINUTES=1, and the rate window
+    service.sweep()
+    assert "quiet" not in service._recent and "quiet" not in service._rates

@@ -43,18 +43,17 @@ def classify_kind(text: str, entities: Entities) -> str:
     if not stripped:
         return "sms"
     ends_as_question = bool(_QUESTION_END.search(stripped))
-    question = 2 * ends_as_question
-    question += min(2, len(_QUESTION_WORDS.findall(stripped)))
-    question += ends_as_question and bool(_WEAK_QUESTION_WORDS.search(stripped))
+    form = 2 * ends_as_question + min(2, len(_QUESTION_WORDS.findall(stripped)))
+    form += ends_as_question and bool(_WEAK_QUESTION_WORDS.search(stripped))
     # The asker speaks of "我"; a collector's or a friend's message speaks to "你".
     narrator = len(_NARRATOR.findall(stripped)) > len(_SECOND_PERSON.findall(stripped))
-    question += 2 * narrator + bool(_SITUATION.search(stripped))
     situation = bool(_SITUATION.search(stripped))
-    if question == 2 * narrator + situation and not (narrator and situation):
+    if form == 0 and not (narrator and situation):
         return "sms"  # no question form, and no one telling what happened to them: a forwarded message
-    if question == 0 or not _DOMAIN.search(stripped):
+    if not _DOMAIN.search(stripped):
         # A question to this bot is about debts, collection, courts or scams; other chat is a forwarded message.
         return "sms"
+    question = form + 2 * narrator + situation
     sms = len(_SMS_MARKERS.findall(stripped))
     sms += (
         2 * bool(entities.senders)
