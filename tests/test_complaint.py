@@ -55,7 +55,9 @@ def test_drafts_invent_no_numbers_and_cite_only_known_sources(kb, analyzer):
     for text in (THREAT, SCAM):
         for draft in drafts_for(kb, analyzer, text):
             numbers = set(re.findall(r"(?<![0-9])[0-9]{3,}(?![0-9])", draft.body))
-            allowed = KNOWN_NUMBERS | set(re.findall(r"[0-9]{3,}", text)) | {"2012", "2026", "1033", "1038", "1024"}
+            allowed = (
+                KNOWN_NUMBERS | set(re.findall(r"[0-9]{3,}", text)) | {"2012", "2026", "1033", "1038", "1024"}
+            )
             allowed |= {str(n) for n in range(10, 400)}  # article numbers
             assert numbers <= allowed, numbers - allowed
             for ref in draft.sources:

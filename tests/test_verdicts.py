@@ -92,7 +92,13 @@ def test_crisis_without_anything_to_judge_gets_care_not_an_all_clear(analyzer):
 
 # Topics whose example messages may rightly carry no collection or scam sign (a lender's acknowledgement, a
 # lawful offer of an extension, a cry for help).
-_NOTHING_TO_JUDGE = {"complaint-channels", "crisis-support", "negotiate", "statute-limitations", "legit-reminder"}
+_NOTHING_TO_JUDGE = {
+    "complaint-channels",
+    "crisis-support",
+    "negotiate",
+    "statute-limitations",
+    "legit-reminder",
+}
 
 
 def test_the_knowledge_bases_own_example_messages_are_judged(kb, analyzer):
