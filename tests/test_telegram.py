@@ -767,7 +767,7 @@ def test_notifications_labelled_elsewhere_are_delivered_by_the_background_check(
     tg.loop.run_until_complete(run_for_a_moment())
     assert sum("人工复核后的结论是：疑似诈骗" in t for t in tg.texts(1)) == 1  # told once
     assert tg.store.db.execute("SELECT count(*) FROM case_notify").fetchone()[0] == 0
-    assert channel._notifier is None and channel._jobs == []
+    assert channel._notifier is None and channel._maintenance is None
 
 
 def test_operator_ids_must_be_numbers(monkeypatch, tmp_path):

@@ -63,7 +63,7 @@ from bot.core import Analysis, Reply
 from bot.core.complaint import Draft
 from bot.core.redact import redact
 from bot.knowledge.models import VERDICT_LABELS_ZH, VERDICT_ORDER
-from bot.maintenance import KnowledgeReloader, RetentionScheduler
+from bot.maintenance import maintenance_jobs
 from bot.ocr import ocr_available
 from bot.operators import SHORT_LABELS, OperatorError, Operators, format_stats_short
 from bot.service import Incoming, Outgoing, Service
@@ -536,7 +536,7 @@ class TelegramChannel:
         self._reviews: dict[int, _Review] = {}
         self._notify_lock = asyncio.Lock()
         self._notifier: asyncio.Task[None] | None = None
-        self._jobs: list[RetentionScheduler | KnowledgeReloader] = []
+        self._maintenance: contextlib.ExitStack | None = None  # retention, hot reload, memory sweep
 
     def register(self, app: Application) -> None:
         only_new = filters.UpdateType.MESSAGE  # edited messages are not judged again
@@ -1331,12 +1331,11 @@ class TelegramChannel:
             self._notifier = asyncio.get_running_loop().create_task(
                 self._notify_loop(bot), name="smsguard-notify"
             )
-        if maintenance and not self._jobs:
-            reloader = KnowledgeReloader(self.service, self.service.analyzer.kb.root)
-            self._jobs = [RetentionScheduler(self.service.store, self.settings.RETENTION_DAYS), reloader]
-            for job in self._jobs:
-                job.start()
-            reloader.install_sighup()
+        if maintenance and self._maintenance is None:
+            self._maintenance = contextlib.ExitStack()
+            self._maintenance.enter_context(
+                maintenance_jobs(self.service, self.settings.RETENTION_DAYS, sighup=True)
+            )
 
     async def stop_background(self, _app: Application | None = None) -> None:
         """Stop what :meth:`start_background` started (idempotent: post_stop and post_shutdown call it)."""
@@ -1345,9 +1344,9 @@ class TelegramChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._notifier
             self._notifier = None
-        jobs, self._jobs = self._jobs, []
-        for job in reversed(jobs):
-            job.stop()
+        maintenance, self._maintenance = self._maintenance, None
+        if maintenance is not None:
+            maintenance.close()
 
 
 # --- building and running -------------------------------------------------------------------------------
