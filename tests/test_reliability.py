@@ -9,6 +9,7 @@
 * Operators' ``/review`` and ``/stats`` are refused to users not in ``OPERATOR_IDS``.
 * ``kill -9`` while updates are in flight, then a restart on the same database: ``integrity_check`` ok, no
   half-written case, every message logged once, and answered twice or never only if it was in flight.
+* A Bot API that hangs longer than the read timeout, then fails: every answer arrives once, polling resumes.
 
 The load benchmark with the same checks at scale is ``benchmarks/load_telegram.py``.
 """
@@ -169,10 +170,6 @@ def private(user_id: int, text: str) -> dict[str, Any]:
     body = message(user_id, user_id, text)
     body["message"]["from"] |= PROFILE
     return body
-
-
-def sends(fake: FakeBotAPI, chat_id: int) -> list[dict[str, Any]]:
-    return fake.sent(chat_id)
 
 
 def wait_sends(fake: FakeBotAPI, chat_id: int, n: int, timeout: float = 30) -> list[dict[str, Any]]:
@@ -459,3 +456,59 @@ def test_kill_9_mid_stream_then_a_restart_loses_nothing_and_answers_only_in_flig
     assert redelivered, "Telegram re-delivered nothing: the killed bot had confirmed updates it never handled"
     stderr = bot.stderr
     assert TOKEN.encode() not in stderr and b"Traceback" not in stderr
+
+
+# --- a Bot API that hangs for a while --------------------------------------------------------------------
+
+
+class Hanging(FakeBotAPI):
+    """Until ``hang_until``, every call hangs (longer than the bot's 5 s read timeout), then fails with 504
+    without having done anything: a Bot API that stops answering for a while."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang_until = 0.0
+        self.hung: Counter[str] = Counter()
+
+    def _hang(self, method: str) -> tuple[int, dict[str, Any]] | None:
+        left = self.hang_until - time.monotonic()
+        if left <= 0:
+            return None
+        time.sleep(left)
+        self.hung[method] += 1
+        return 504, {"ok": False, "error_code": 504, "description": "Gateway Timeout"}
+
+    def answer(self, token: str, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return self._hang(method) or super().answer(token, method, params)
+
+    def get_updates(self, token: str, params: dict[str, Any], hold: bool) -> tuple[int, dict[str, Any]]:
+        return self._hang("getUpdates") or super().get_updates(token, params, hold)
+
+
+def test_a_bot_api_that_hangs_for_a_while_is_waited_out(tmp_path):
+    fake = Hanging()
+    bot = Bot(fake, serve(fake), tmp_path).start()
+    chats = [9001, 9002, 9003]
+    try:
+        bot.wait_polling()
+        fake.hang_until = time.monotonic() + 6.5
+        for chat in chats:
+            fake.push(
+                message(chat, chat, "【XX金融】您的借款已逾期20天，再不还钱就爆你通讯录，通知你家人和单位。")
+            )
+        for chat in chats:
+            wait_sends(fake, chat, 1, timeout=40)
+        assert fake.hung["sendMessage"] + fake.hung["getUpdates"] >= 1  # the bot did run into the hang
+        fake.push(message(9004, 9004, "上门催收合法吗"))  # and it still polls
+        wait_sends(fake, 9004, 1, timeout=20)
+        time.sleep(0.5)
+        assert [len(fake.sent(chat)) for chat in [*chats, 9004]] == [1, 1, 1, 1]
+        assert bot.stop() == 0
+    finally:
+        if bot.proc is not None and bot.proc.poll() is None:
+            bot.kill9()
+        fake.stop()
+    assert bot.rows("SELECT count(*) FROM cases") == [(4,)]
+    stderr = bot.stderr
+    assert b"retrying" in stderr and b"Traceback" not in stderr
+    assert TOKEN.split(":")[1].encode() not in stderr
