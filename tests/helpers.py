@@ -16,6 +16,19 @@ DATA = ROOT / "tests" / "data"
 SMSGUARD = [sys.executable, "-m", "bot"]
 
 
+_SETTING_PREFIXES = ("SMSGUARD_", "TELEGRAM_", "WECHAT_")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child ``python -m bot``: this one without any project setting (so a developer's
+    values never leak into a test), the checkout on PYTHONPATH, plus ``extra``."""
+    from bot.settings import Settings
+
+    ours = set(Settings.model_fields)
+    env = {k: v for k, v in os.environ.items() if k not in ours and not k.startswith(_SETTING_PREFIXES)}
+    return env | {"PYTHONPATH": str(ROOT)} | extra
+
+
 def run_cli(
     *args: str,
     stdin: str | None = None,
@@ -24,11 +37,7 @@ def run_cli(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m bot ARGS`` as a separate process, the way a user or another tool would."""
-    full_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))
-    }
-    full_env.update(env or {})
-    full_env.setdefault("PYTHONPATH", str(ROOT))
+    full_env = child_env(**(env or {}))
     return subprocess.run(
         [*SMSGUARD, *args],
         input=stdin,

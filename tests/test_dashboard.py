@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sqlite3
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.dashboard import DB_NAME, authorize, canned_queries, metadata
-from tests.helpers import ROOT, SMSGUARD
+from tests.helpers import ROOT, SMSGUARD, child_env
 
 # Bypass any HTTP proxy from the environment: the dashboard is on 127.0.0.1.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -50,8 +49,7 @@ def dashboard(case_db: Path):
             "INSERT INTO case_notify (case_id, channel, chat_id, created_at) VALUES (1, 'telegram', '987654321', 'x')"
         )
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))}
-    env |= {"SMSGUARD_DB": str(case_db), "SMSGUARD_SECRET": "test-secret", "PYTHONPATH": str(ROOT)}
+    env = child_env(SMSGUARD_DB=str(case_db), SMSGUARD_SECRET="test-secret")
     proc = subprocess.Popen(
         [*SMSGUARD, "dashboard", "--port", str(port)],
         cwd=ROOT,

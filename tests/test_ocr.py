@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from bot.service import (
     Service,
 )
 from bot.store import CaseStore
-from tests.helpers import ROOT, run_cli
+from tests.helpers import ROOT, child_env, run_cli
 
 W, H = 1080, 2340
 
@@ -204,8 +203,7 @@ def test_check_image_without_the_extra_exits_1_with_one_line(tmp_path):
 
 def run_bot(launcher: str, *args: str) -> subprocess.CompletedProcess[str]:
     """What ``python -m bot ARGS`` does, in a process that first runs ``launcher`` (as run_cli, otherwise)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))}
-    env.setdefault("PYTHONPATH", str(ROOT))
+    env = child_env()
     code = launcher + "\nimport runpy\nrunpy.run_module('bot', run_name='__main__')\n"
     argv = [sys.executable, "-c", code, *args]
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)

@@ -17,7 +17,6 @@ The load benchmark with the same checks at scale is ``benchmarks/load_telegram.p
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -34,7 +33,7 @@ import pytest
 from bot.adapters.telegram import OPERATOR_ONLY
 from bot.store import keyed_hash
 from tests.fake_bot_api import BOT_USERNAME, TOKEN, FakeBotAPI, buttons, callback, message
-from tests.helpers import ROOT
+from tests.helpers import child_env
 
 SECRET = "reliability-user-hash-secret-0123456789"
 USER, FORGETFUL, NOSY, OPERATOR = 7001, 7002, 7003, 7004
@@ -83,9 +82,7 @@ def db_bytes(directory: Path, name: str = "cases.db") -> bytes:
 
 
 def base_env(db: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))}
-    env = {k: v for k, v in env.items() if k not in ("STORE_RAW_TEXT", "USER_RATE_LIMIT", "OPERATOR_IDS")}
-    return env | {"PYTHONPATH": str(ROOT), "SMSGUARD_DB": str(db), "SMSGUARD_SECRET": SECRET} | extra
+    return child_env(SMSGUARD_DB=str(db), SMSGUARD_SECRET=SECRET, **extra)
 
 
 class Bot:

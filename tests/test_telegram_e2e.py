@@ -36,7 +36,7 @@ from tests.fake_bot_api import (
     sticker,
     utf16_len,
 )
-from tests.helpers import ROOT
+from tests.helpers import ROOT, child_env
 
 SECRET = "e2e-user-hash-secret-0123456789abcdef"
 ALLOWED_METHODS = {
@@ -54,19 +54,19 @@ class BotProcess:
     def __init__(self, fake: FakeBotAPI, base_url: str, tmp: Path, **env: str):
         self.db = tmp / "cases.db"
         self.stderr_path = tmp / "stderr.log"
-        full_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))
-        }
-        full_env |= {
-            "PYTHONPATH": str(ROOT),
-            "TELEGRAM_BOT_TOKEN": TOKEN,
-            "TELEGRAM_BASE_URL": base_url,
-            "TELEGRAM_BASE_FILE_URL": fake.file_url,
-            "TELEGRAM_RATE_LIMIT": "200",
-            "SMSGUARD_DB": str(self.db),
-            "SMSGUARD_SECRET": SECRET,
-            "USER_RATE_LIMIT": "10",
-        } | env
+        full_env = (
+            child_env()
+            | {
+                "TELEGRAM_BOT_TOKEN": TOKEN,
+                "TELEGRAM_BASE_URL": base_url,
+                "TELEGRAM_BASE_FILE_URL": fake.file_url,
+                "TELEGRAM_RATE_LIMIT": "200",
+                "SMSGUARD_DB": str(self.db),
+                "SMSGUARD_SECRET": SECRET,
+                "USER_RATE_LIMIT": "10",
+            }
+            | env
+        )
         self._stderr = self.stderr_path.open("w")
         # cwd: a fresh directory, so no developer's .env is read
         self.proc = subprocess.Popen(

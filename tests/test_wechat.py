@@ -49,7 +49,7 @@ from bot.core import Reply
 from bot.service import THROTTLED_NOTICE, Incoming, Outgoing, Service
 from bot.settings import Settings
 from bot.store import CaseStore, keyed_hash
-from tests.helpers import CONSOLE_MESSAGES, ROOT, run_cli, verdict_cases
+from tests.helpers import CONSOLE_MESSAGES, child_env, run_cli, verdict_cases
 
 TOKEN = "smsguardTestToken42"
 APP_ID = "wx0123456789abcdef"
@@ -132,16 +132,16 @@ class WeChatProcess:
     def __init__(self, tmp: Path, **env: str):
         self.db = tmp / "cases.db"
         self.stderr_path = tmp / "stderr.log"
-        full_env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SMSGUARD_", "TELEGRAM_", "WECHAT_"))
-        }
-        full_env |= {
-            "PYTHONPATH": str(ROOT),
-            "SMSGUARD_DB": str(self.db),
-            "SMSGUARD_SECRET": SECRET,
-            "USER_RATE_LIMIT": "10",
-            "WECHAT_TOKEN": TOKEN,
-        } | env
+        full_env = (
+            child_env()
+            | {
+                "SMSGUARD_DB": str(self.db),
+                "SMSGUARD_SECRET": SECRET,
+                "USER_RATE_LIMIT": "10",
+                "WECHAT_TOKEN": TOKEN,
+            }
+            | env
+        )
         self._stderr = self.stderr_path.open("w")
         # cwd: a fresh directory, so no developer's .env is read
         self.proc = subprocess.Popen(
