@@ -1117,13 +1117,20 @@ class TelegramChannel:
         keep = keep_time(self.settings.RAW_TEXT_TTL_MINUTES)
         return f"原文已不在内存里了（为保护隐私只保留 {keep}）。请把短信重新发给我，再点一次。"
 
-    async def _on_complaint(self, query: CallbackQuery, arg: str, bot: Any) -> None:
-        drafts = self._drafts(self._query_chat(query), arg)
-        if drafts is None:
-            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
-            return
+    async def _drafts_or_alert(self, query: CallbackQuery, scope: str) -> tuple[Draft, ...] | None:
+        """The drafts a button asks for, or None after telling the user (in the button's alert) why not."""
+        drafts = self._drafts(self._query_chat(query), scope)
         if not drafts:
-            await self._call(query.answer, text=DRAFTS_NONE_FIT, show_alert=True)
+            gone = drafts is None
+            await self._call(
+                query.answer, text=self._drafts_gone() if gone else DRAFTS_NONE_FIT, show_alert=True
+            )
+            return None
+        return drafts
+
+    async def _on_complaint(self, query: CallbackQuery, arg: str, bot: Any) -> None:
+        drafts = await self._drafts_or_alert(query, arg)
+        if drafts is None:
             return
         await self._call(query.answer)
         rows = [[_button(f"📝 {d.name}", f"cd:{arg}:{d.channel}")] for d in drafts]
@@ -1135,9 +1142,8 @@ class TelegramChannel:
 
     async def _on_draft(self, query: CallbackQuery, arg: str, bot: Any) -> None:
         scope, _, channel = arg.partition(":")
-        drafts = self._drafts(self._query_chat(query), scope)
+        drafts = await self._drafts_or_alert(query, scope)
         if drafts is None:
-            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
             return
         index = next((i for i, d in enumerate(drafts) if d.channel == channel), None)
         if index is None:
@@ -1148,12 +1154,8 @@ class TelegramChannel:
 
     async def _on_draft_file(self, query: CallbackQuery, arg: str, bot: Any) -> None:
         chat_id = self._query_chat(query)
-        drafts = self._drafts(chat_id, arg)
+        drafts = await self._drafts_or_alert(query, arg)
         if drafts is None:
-            await self._call(query.answer, text=self._drafts_gone(), show_alert=True)
-            return
-        if not drafts:
-            await self._call(query.answer, text=DRAFTS_NONE_FIT, show_alert=True)
             return
         await self._call(query.answer)
         now = dt.datetime.now(dt.UTC)
