@@ -6,7 +6,8 @@ import re
 
 from bot.core.extract import Entities
 
-_QUESTION_END = re.compile(r"(?:[?？]|[吗嘛么呢吧啊呀][?？!！。.~～]*)\s*$")
+# "…等着警察上门吧。" ends in 吧 but asks nothing: only 吗/嘛/么/呢 or a question mark end a question.
+_QUESTION_END = re.compile(r"(?:[?？]|[吗嘛么呢][?？!！。.~～]*)\s*$")
 _QUESTION_WORDS = re.compile(
     r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|"
     r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|为什么|为啥|真的吗|是真的|是假的"
