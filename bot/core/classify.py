@@ -47,7 +47,10 @@ def classify_kind(text: str, entities: Entities) -> str:
     form = 2 * ends_as_question + min(2, len(_QUESTION_WORDS.findall(stripped)))
     form += ends_as_question and bool(_WEAK_QUESTION_WORDS.search(stripped))
     # The asker speaks of "我"; a collector's or a friend's message speaks to "你".
-    narrator = len(_NARRATOR.findall(stripped)) > len(_SECOND_PERSON.findall(stripped))
+    first, second = len(_NARRATOR.findall(stripped)), len(_SECOND_PERSON.findall(stripped))
+    narrator = first > second
+    if second > first and not ends_as_question:
+        form = 0  # "看她能不能受得了" spoken to "你" is a taunt, not a question
     situation = bool(_SITUATION.search(stripped))
     if form == 0 and not (narrator and situation):
         return "sms"  # no question form, and no one telling what happened to them: a forwarded message
