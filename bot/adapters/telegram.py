@@ -1007,15 +1007,7 @@ class TelegramChannel:
             return
         case = case_json(group.case)
         review.groups[case["id"]] = tuple(group.case_ids)
-        flags = [
-            flag
-            for flag, on in (
-                ("低把握", group.low_confidence),
-                ("👎", group.thumbs_down),
-                ("未匹配话题", group.unmatched),
-            )
-            if on
-        ]
+        flags = group.flags({"low_confidence": "低把握", "thumbs_down": "👎", "unmatched": "未匹配话题"})
         labels = [_button(SHORT_LABELS[v], f"lb:{case['id']}:{v}") for v in VERDICT_ORDER]
         rows = [labels[i : i + 3] for i in range(0, len(labels), 3)]
         rows.append([_button("⏭ 跳过", f"sk:{case['id']}")])

@@ -315,15 +315,7 @@ def queue(limit: int, as_json: bool) -> None:
         click.echo("the queue is empty", err=True)
     for g in groups:
         c = case_json(g.case)
-        flags = [
-            name
-            for name, on in (
-                ("low-confidence", g.low_confidence),
-                ("👎", g.thumbs_down),
-                ("unmatched", g.unmatched),
-            )
-            if on
-        ]
+        flags = g.flags({"low_confidence": "low-confidence", "thumbs_down": "👎", "unmatched": "unmatched"})
         conf = "—" if c["confidence"] is None else f"{c['confidence']:.2f}"
         others = (
             f" (+{', '.join(map(str, g.case_ids[1:6]))}{'…' if g.count > 6 else ''})" if g.count > 1 else ""

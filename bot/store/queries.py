@@ -135,6 +135,16 @@ class QueueGroup:
     def count(self) -> int:
         return len(self.case_ids)
 
+    def flags(self, names: dict[str, str]) -> list[str]:
+        """Why the group is near the front, in the caller's words: ``names`` maps low_confidence,
+        thumbs_down and unmatched to labels."""
+        held = {
+            "low_confidence": self.low_confidence,
+            "thumbs_down": self.thumbs_down,
+            "unmatched": self.unmatched,
+        }
+        return [names[key] for key, on in held.items() if on]
+
     @property
     def tier(self) -> int:
         """0: the bot was unsure or the user said 👎; 1: no topic matched; 2: confident."""
