@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -82,3 +83,30 @@ def fill_case_db(path: Path, messages: list[str] | None = None, **env: str) -> N
         "chat", stdin=stdin, env={"SMSGUARD_DB": str(path), "SMSGUARD_SECRET": "test-secret", **env}
     )
     assert proc.returncode == 0, proc.stderr
+
+
+class BotChild:
+    """``python -m bot ARGS`` running in ``tmp`` (a fresh directory, so no developer's .env is read), its
+    stderr in a file the test can read at any time; :meth:`stop` signals, waits, and kills if it must."""
+
+    def __init__(self, tmp: Path, args: list[str], env: dict[str, str]):
+        self.stderr_path = tmp / "stderr.log"
+        self._stderr = self.stderr_path.open("w")
+        self.proc = subprocess.Popen(
+            [*SMSGUARD, *args], env=env, cwd=tmp, stderr=self._stderr, stdout=subprocess.DEVNULL
+        )
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._stderr.close()

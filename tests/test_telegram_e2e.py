@@ -36,7 +36,7 @@ from tests.fake_bot_api import (
     sticker,
     utf16_len,
 )
-from tests.helpers import ROOT, child_env
+from tests.helpers import ROOT, BotChild, child_env
 
 SECRET = "e2e-user-hash-secret-0123456789abcdef"
 ALLOWED_METHODS = {
@@ -50,10 +50,9 @@ OPERATOR = 90
 EXTRA_CASES: list[int] = []  # cases logged by tests that may be skipped (the screenshot needs OCR)
 
 
-class BotProcess:
+class BotProcess(BotChild):
     def __init__(self, fake: FakeBotAPI, base_url: str, tmp: Path, **env: str):
         self.db = tmp / "cases.db"
-        self.stderr_path = tmp / "stderr.log"
         full_env = (
             child_env()
             | {
@@ -67,27 +66,7 @@ class BotProcess:
             }
             | env
         )
-        self._stderr = self.stderr_path.open("w")
-        # cwd: a fresh directory, so no developer's .env is read
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "telegram"], env=full_env, cwd=tmp, stderr=self._stderr,
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def stop(self, timeout: float = 20) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._stderr.close()
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
+        super().__init__(tmp, ["telegram"], full_env)
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with sqlite3.connect(self.db) as conn:

@@ -17,8 +17,6 @@ import signal
 import sqlite3
 import string
 import struct
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -49,7 +47,7 @@ from bot.core import Reply
 from bot.service import THROTTLED_NOTICE, Incoming, Outgoing, Service
 from bot.settings import Settings
 from bot.store import CaseStore, keyed_hash
-from tests.helpers import CONSOLE_MESSAGES, child_env, run_cli, verdict_cases
+from tests.helpers import CONSOLE_MESSAGES, BotChild, child_env, run_cli, verdict_cases
 
 TOKEN = "smsguardTestToken42"
 APP_ID = "wx0123456789abcdef"
@@ -128,10 +126,9 @@ def fields_of(xml: bytes) -> dict[str, str]:
 # --- the server process --------------------------------------------------------------------------------------
 
 
-class WeChatProcess:
+class WeChatProcess(BotChild):
     def __init__(self, tmp: Path, **env: str):
         self.db = tmp / "cases.db"
-        self.stderr_path = tmp / "stderr.log"
         full_env = (
             child_env()
             | {
@@ -142,15 +139,7 @@ class WeChatProcess:
             }
             | env
         )
-        self._stderr = self.stderr_path.open("w")
-        # cwd: a fresh directory, so no developer's .env is read
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "wechat", "--host", "127.0.0.1", "--port", "0"],
-            env=full_env,
-            cwd=tmp,
-            stderr=self._stderr,
-            stdout=subprocess.DEVNULL,
-        )
+        super().__init__(tmp, ["wechat", "--host", "127.0.0.1", "--port", "0"], full_env)
         deadline = time.monotonic() + 60
         while not (found := re.search(r"listening on (http://127\.0\.0\.1:\d+)", self.stderr)):
             assert self.proc.poll() is None, self.stderr
@@ -158,20 +147,8 @@ class WeChatProcess:
             time.sleep(0.05)
         self.base = found.group(1)
 
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text()
-
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._stderr.close()
+        return super().stop(sig, timeout)
 
     def request(
         self, method: str, path: str, query: dict[str, str] | None = None, body: bytes | None = None
