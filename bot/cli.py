@@ -11,14 +11,17 @@ import logging
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from pydantic import ValidationError
 
 from bot import __version__
 from bot.knowledge import DEFAULT_DIR, Knowledge, KnowledgeError, export_knowledge, load_knowledge
-from bot.settings import Settings
+
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 
 def fail(message: str) -> NoReturn:
@@ -27,6 +30,8 @@ def fail(message: str) -> NoReturn:
 
 
 def build_settings() -> Settings:
+    from bot.settings import Settings  # not imported at start-up: `check` and `eval` need no settings (~30 ms)
+
     try:
         return Settings()
     except ValidationError as exc:

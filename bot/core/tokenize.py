@@ -12,13 +12,31 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-import jieba
 
+def _import_jieba():
+    # jieba imports pkg_resources only to open its own package files, and falls back to a plain open() when
+    # that import fails; pkg_resources alone costs ~60 ms of every cold start, so it is hidden for the import.
+    had = "pkg_resources" in sys.modules
+    saved = sys.modules.get("pkg_resources")
+    if not had:
+        sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # makes `import pkg_resources` fail
+    try:
+        import jieba
+    finally:
+        if not had:
+            del sys.modules["pkg_resources"]
+        elif saved is not None:
+            sys.modules["pkg_resources"] = saved
+    return jieba
+
+
+jieba = _import_jieba()
 jieba.setLogLevel(logging.WARNING)  # jieba prints its dictionary-loading chatter at DEBUG otherwise
 log = logging.getLogger(__name__)
 
