@@ -17,8 +17,30 @@ MAX_EVIDENCE = 60
 _SET_MAX_MEM = 256 << 20
 
 
+# Words that turn a scam phrase into a warning ("切勿向个人账户转账", "请勿将验证码告诉他人"): lenders and
+# banks quote the scam to warn against it. Only the same clause, just before the phrase, counts.
+_WARNING_CUES = ("切勿", "请勿", "勿", "不要", "不得", "谨防", "警惕", "防范", "提防", "谨记", "严禁", "不会", "绝不",
+                 "从不", "决不", "千万别", "不可", "避免")
+_CUE_WINDOW = 14
+_CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
+
+
+def is_warned_against(text: str, start: int) -> bool:
+    """True when a warning cue stands in the same clause within a few characters before ``start`` (or opens the
+    match itself: a pattern may begin with 请, and 请勿 is then half inside it)."""
+    lo = start
+    while lo > 0 and start - lo < _CUE_WINDOW and text[lo - 1] not in _CLAUSE_ENDS:
+        lo -= 1
+    before = text[lo : start + 2]
+    return any(cue in before for cue in _WARNING_CUES)
+
+
 def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
     match = regex.search(norm.text)
+    if compiled.signal.verdict == "scam":
+        # A scam phrase that is warned against is no scam sign; a later, unwarned occurrence still is.
+        while match is not None and is_warned_against(norm.text, match.start()):
+            match = regex.search(norm.text, match.end()) if match.end() > match.start() else None
     if match is None or match.end() == match.start():
         return None
     start, end = match.start(), min(match.end(), match.start() + MAX_EVIDENCE)
