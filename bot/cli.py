@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from bot import __version__
 from bot.knowledge import DEFAULT_DIR, Knowledge, KnowledgeError, export_knowledge, load_knowledge
 
-
 if TYPE_CHECKING:
     from bot.settings import Settings
 
@@ -30,7 +29,8 @@ def fail(message: str) -> NoReturn:
 
 
 def build_settings() -> Settings:
-    from bot.settings import Settings  # not imported at start-up: `check` and `eval` need no settings (~30 ms)
+    # Imported here, not at start-up: `check` and `eval` need no settings (pydantic-settings costs ~30 ms).
+    from bot.settings import Settings
 
     try:
         return Settings()

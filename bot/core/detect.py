@@ -19,8 +19,26 @@ _SET_MAX_MEM = 256 << 20
 
 # Words that turn a scam phrase into a warning ("切勿向个人账户转账", "请勿将验证码告诉他人"): lenders and
 # banks quote the scam to warn against it. Only the same clause, just before the phrase, counts.
-_WARNING_CUES = ("切勿", "请勿", "勿", "不要", "不得", "谨防", "警惕", "防范", "提防", "谨记", "严禁", "不会", "绝不",
-                 "从不", "决不", "千万别", "不可", "避免")
+_WARNING_CUES = (
+    "切勿",
+    "请勿",
+    "勿",
+    "不要",
+    "不得",
+    "谨防",
+    "警惕",
+    "防范",
+    "提防",
+    "谨记",
+    "严禁",
+    "不会",
+    "绝不",
+    "从不",
+    "决不",
+    "千万别",
+    "不可",
+    "避免",
+)
 _CUE_WINDOW = 14
 _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 

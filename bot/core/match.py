@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 import re2
-
 from rapidfuzz import fuzz
 
 from bot.core.models import SignalHit, TopicMatch
