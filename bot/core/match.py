@@ -49,11 +49,13 @@ class _KeywordFinder:
             for keyword in dict.fromkeys(k.lower() for k in keywords if k):
                 owners[keyword].append(topic_index)
         self._owners = list(owners.values())
-        self._set = re2.Set.SearchSet(re2.Options()) if owners else None
-        for keyword in owners:
-            self._set.Add(re2.escape(keyword))
-        if self._set is not None:
-            self._set.Compile()
+        self._set = None
+        if owners:
+            keyword_set = re2.Set.SearchSet(re2.Options())
+            for keyword in owners:
+                keyword_set.Add(re2.escape(keyword))
+            keyword_set.Compile()
+            self._set = keyword_set
 
     def counts(self, text: str) -> dict[int, int]:
         found: dict[int, int] = defaultdict(int)

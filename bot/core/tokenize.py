@@ -9,34 +9,34 @@ once per knowledge version and kept in a cache directory; without one it is buil
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def _import_jieba():
+@contextlib.contextmanager
+def _without_pkg_resources() -> Iterator[None]:
     # jieba imports pkg_resources only to open its own package files, and falls back to a plain open() when
     # that import fails; pkg_resources alone costs ~60 ms of every cold start, so it is hidden for the import.
-    had = "pkg_resources" in sys.modules
-    saved = sys.modules.get("pkg_resources")
-    if not had:
-        sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # makes `import pkg_resources` fail
+    if "pkg_resources" in sys.modules:
+        yield
+        return
+    sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # makes `import pkg_resources` fail
     try:
-        import jieba
+        yield
     finally:
-        if not had:
-            del sys.modules["pkg_resources"]
-        elif saved is not None:
-            sys.modules["pkg_resources"] = saved
-    return jieba
+        del sys.modules["pkg_resources"]
 
 
-jieba = _import_jieba()
+with _without_pkg_resources():
+    import jieba
+
 jieba.setLogLevel(logging.WARNING)  # jieba prints its dictionary-loading chatter at DEBUG otherwise
 log = logging.getLogger(__name__)
 
