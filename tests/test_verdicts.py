@@ -74,6 +74,26 @@ def test_crisis_is_answered_first_and_verdict_stays_that_of_the_content(analyzer
     text = result.reply.as_text()
     assert text.startswith("💛")
     assert "12356" in text
+    assert result.topics[0].id == "crisis-support"  # the topic list leads with care too
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "每天一睁眼就是几十个催收电话，不知道还有什么意义",
+        "借了八个平台，以贷养贷到现在，真的撑不住了",
+        "看不到一点希望，家里人也不理解我",
+    ],
+)
+def test_quieter_despair_also_gets_care(analyzer, text):
+    result = analyzer.analyze(text)
+    assert result.crisis
+    assert result.topics[0].id == "crisis-support"
+
+
+@pytest.mark.parametrize("text", ["上门催收有什么意义吗", "这个月还不上，有什么办法", "催收说要上门"])
+def test_ordinary_worries_are_not_crises(analyzer, text):
+    assert not analyzer.analyze(text).crisis
 
 
 def test_empty_and_garbage_input(analyzer):

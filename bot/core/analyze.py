@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 from bot.core.classify import classify_kind, is_general_question
-from bot.core.compose import compose_reply
+from bot.core.compose import CRISIS_TOPIC, compose_reply
 from bot.core.decide import decide_verdict
 from bot.core.detect import SignalDetector
 from bot.core.extract import PlatformFinder, extract_entities
-from bot.core.match import TopicMatcher
-from bot.core.models import Analysis
+from bot.core.match import MAX_TOPICS, TopicMatcher
+from bot.core.models import Analysis, TopicMatch
 from bot.core.normalize import normalize
 from bot.core.safety import detect_crisis
 from bot.core.tokenize import ChineseTokenizer
@@ -49,6 +49,14 @@ class Analyzer:
         self.tokenizer.warm_up()
         self.matcher.warm_up()
 
+    def _care_first(self, topics: tuple[TopicMatch, ...]) -> tuple[TopicMatch, ...]:
+        # The safety check outranks similarity: the reply leads with care, so the topic list does too.
+        care = self.kb.topic_by_id.get(CRISIS_TOPIC)
+        if care is None:
+            return topics
+        rest = tuple(t for t in topics if t.id != CRISIS_TOPIC)
+        return (TopicMatch(care.id, care.title, 1.0), *rest)[:MAX_TOPICS]
+
     def analyze(self, text: str) -> Analysis:
         started = time.perf_counter()
         norm = normalize(text)
@@ -59,6 +67,8 @@ class Analyzer:
         general_question = kind == "question" and is_general_question(norm.text)
         decision = decide_verdict(hits, general_question=general_question)
         topics = self.matcher.match(norm.text[:MATCH_WINDOW], hits)
+        if crisis:
+            topics = self._care_first(topics)
         reply = compose_reply(
             self.kb,
             kind=kind,
