@@ -1,5 +1,9 @@
 """Topic matching: self-consistency of the knowledge base and behaviour on ordinary text."""
 
+from pathlib import Path
+
+import pytest
+
 from bot.core.normalize import normalize
 
 ORDINARY = [
@@ -54,3 +58,37 @@ def test_no_signal_fires_on_ordinary_messages(kb):
 def test_ordinary_messages_are_unrelated(analyzer):
     for text in ORDINARY:
         assert analyzer.analyze(text).verdict == "unrelated", text
+
+
+def test_synonym_variants_add_their_term_latin_ones_only_as_whole_words(kb):
+    from bot.core.match import SynonymExpander
+
+    expander = SynonymExpander(kb.synonyms)
+    assert expander.expand("cs说我yq了") == "cs说我yq了 催收 逾期"
+    assert expander.expand("登录zxgk.court.gov.cn查询") == "登录zxgk.court.gov.cn查询"  # not 征信
+    assert expander.expand("普通的一句话") == "普通的一句话"
+
+
+@pytest.mark.parametrize(
+    ("slang", "plain"),
+    [
+        ("cs天天打电话给我紧联，合法吗", "催收天天打电话给我的紧急联系人，合法吗"),
+        ("证信上有yq记录能删掉吗", "征信上有逾期记录能删掉吗"),
+    ],
+)
+def test_slang_reaches_the_topic_of_the_plain_question(analyzer, slang, plain):
+    # Among the first three: signals still read the plain words only (紧急联系人 fires, 紧联 does not).
+    best_plain = analyzer.analyze(plain).topics[0].id
+    assert best_plain in [t.id for t in analyzer.analyze(slang).topics[:3]]
+
+
+def test_a_blank_synonym_variant_is_refused(tmp_path):
+    import shutil
+
+    from bot.knowledge import KnowledgeError, load_knowledge
+
+    root = tmp_path / "knowledge"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "knowledge", root)
+    (root / "synonyms.yaml").write_text("- id: x\n  term: 催收\n  variants: ['  ']\n", encoding="utf-8")
+    with pytest.raises(KnowledgeError, match=r"synonyms\.yaml"):
+        load_knowledge(root)

@@ -40,7 +40,7 @@ class Analyzer:
         # The texts the topic index holds: the only words that can ever carry weight in matching.
         corpus = [normalize(text).text for t in kb.topics for text in (t.title, *t.examples)]
         self.tokenizer = ChineseTokenizer((normalize(w).text for w in domain_words), corpus)
-        self.matcher = TopicMatcher(kb.topics, self.tokenizer)
+        self.matcher = TopicMatcher(kb.topics, self.tokenizer, kb.synonyms)
         self.platforms = PlatformFinder(_platform_aliases(kb))
         self.detector = SignalDetector(kb.signals)
 

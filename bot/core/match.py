@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from rapidfuzz import fuzz
 
 from bot.core.models import SignalHit, TopicMatch
 from bot.core.tokenize import ChineseTokenizer
-from bot.knowledge.models import Topic
+from bot.knowledge.models import Synonym, Topic
 
 MAX_TOPICS = 5
 MATCH_THRESHOLD = 0.2  # below this a topic is not offered at all; a case with none is "unmatched"
@@ -37,6 +38,32 @@ def char_bigrams(text: str) -> list[str]:
     if len(chars) == 1:
         return chars
     return ["".join(pair) for pair in itertools.pairwise(chars)]
+
+
+class SynonymExpander:
+    """Adds a knowledge-base term to a text that contains one of its variants (cs → 催收, 证信 → 征信), so
+    slang and typos reach the phrasings written with the term. Latin variants count only as whole words."""
+
+    def __init__(self, synonyms: Iterable[Synonym] = ()):
+        from bot.core.normalize import normalize
+
+        self._term_of: dict[str, str] = {}
+        for synonym in synonyms:
+            for variant in synonym.variants:
+                self._term_of.setdefault(normalize(variant).text, normalize(synonym.term).text)
+        parts = [
+            rf"(?<![a-z0-9]){re.escape(v)}(?![a-z0-9])" if v.isascii() else re.escape(v)
+            for v in sorted(self._term_of, key=len, reverse=True)
+            if v
+        ]
+        # Literal alternatives only: no nested repetition, so matching stays linear in the text.
+        self._pattern = re.compile("|".join(parts)) if parts else None
+
+    def expand(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        terms = dict.fromkeys(self._term_of[m.group()] for m in self._pattern.finditer(text))
+        return text + " " + " ".join(terms) if terms else text
 
 
 class _KeywordFinder:
@@ -74,8 +101,11 @@ class _Doc:
 
 
 class TopicMatcher:
-    def __init__(self, topics: Sequence[Topic], tokenizer: ChineseTokenizer):
+    def __init__(
+        self, topics: Sequence[Topic], tokenizer: ChineseTokenizer, synonyms: Iterable[Synonym] = ()
+    ):
         self._topics = tuple(topics)
+        self._expander = SynonymExpander(synonyms)
         self._tokenizer = tokenizer
         self._index = {t.id: i for i, t in enumerate(self._topics)}
         self._keyword_finder = _KeywordFinder(t.keywords for t in self._topics)
@@ -157,7 +187,8 @@ class TopicMatcher:
         assert self._docs is not None
         scores = [0.0] * len(self._topics)
         if text:
-            query = self._weigh(self._features(text))
+            expanded = self._expander.expand(text)
+            query = self._weigh(self._features(expanded))
             if len(query) > QUERY_FEATURES:
                 # A long message's weakest features move no ranking but cost most of the time.
                 query = dict(heapq.nlargest(QUERY_FEATURES, query.items(), key=lambda kv: kv[1]))
@@ -177,7 +208,7 @@ class TopicMatcher:
                     scores[doc.topic_index] = score
             for topic_index, centroid_score in self._centroid_scores(query, exclude).items():
                 scores[topic_index] += CENTROID_WEIGHT * centroid_score
-            for i, found in self._keyword_finder.counts(text).items():
+            for i, found in self._keyword_finder.counts(expanded).items():
                 scores[i] += _KEYWORD_BOOST * min(found, 3)
         for hit in hits:
             for topic_id in hit.topics:

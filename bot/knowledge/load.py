@@ -23,6 +23,7 @@ from bot.knowledge.models import (
     Platform,
     Signal,
     Source,
+    Synonym,
     Topic,
 )
 
@@ -59,6 +60,7 @@ class Knowledge:
     root: Path | None = None
     complaint_channels: tuple[ComplaintChannel, ...] = ()
     conduct_rules: tuple[ConductRule, ...] = ()
+    synonyms: tuple[Synonym, ...] = ()
 
     def topic(self, topic_id: str) -> Topic:
         return self.topic_by_id[topic_id]
@@ -170,6 +172,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
     complaints_dir = root / "complaints"
     channels = _load_all(ComplaintChannel, _existing(complaints_dir / "channels.yaml"), problems)
     conduct = _load_all(ConductRule, _existing(complaints_dir / "conduct.yaml"), problems)
+    synonyms = _load_all(Synonym, _existing(root / "synonyms.yaml"), problems)
     for kind, loaded in (
         ("topic", topics),
         ("signal", signals),
@@ -177,6 +180,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         ("source", sources),
         ("complaint channel", channels),
         ("conduct rule", conduct),
+        ("synonym", synonyms),
     ):
         _no_duplicate_ids(kind, loaded, problems)
     if not topics:
@@ -242,6 +246,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         root=root,
         complaint_channels=tuple(c for _, c in channels),
         conduct_rules=tuple(r for _, r in conduct),
+        synonyms=tuple(s for _, s in synonyms),
     )
 
 

@@ -104,6 +104,21 @@ class Platform(_Strict):
     _refs = field_validator("sources")(_check_source_refs)
 
 
+class Synonym(_Strict):
+    """Words people type for a knowledge-base term: pinyin initials, slang, frequent typos."""
+
+    id: str = Field(pattern=SLUG)
+    term: str = Field(min_length=1)
+    variants: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("variants")
+    @classmethod
+    def _no_blank_variant(cls, variants: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not v.strip() for v in variants):
+            raise ValueError("a variant is empty")
+        return variants
+
+
 class Source(_Strict):
     id: str = Field(pattern=r"^(?:L|W|S)[0-9A-Za-z-]+$")
     title: str = Field(min_length=2)
