@@ -25,3 +25,10 @@ def test_a_later_unwarned_request_still_counts(analyzer):
     assert result.verdict == "scam"
     warned = analyzer.analyze("【某某银行】切勿向任何个人账户转账，还款请通过官方App。")
     assert "scam.personal-account" not in {h.id for h in warned.signals}
+
+
+def test_a_court_document_threatened_for_later_is_no_legal_notice(analyzer):
+    threat = analyzer.analyze("再不还，立案之后就会有法院传票寄到你家。")
+    assert "legal_notice" not in {h.verdict for h in threat.signals}
+    notice = analyzer.analyze("【某某区人民法院】本院已向你电子送达开庭传票，请登录人民法院在线服务查看。")
+    assert notice.verdict == "legal_notice"

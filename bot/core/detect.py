@@ -17,47 +17,41 @@ MAX_EVIDENCE = 60
 _SET_MAX_MEM = 256 << 20
 
 
-# Words that turn a scam phrase into a warning ("切勿向个人账户转账", "请勿将验证码告诉他人"): lenders and
-# banks quote the scam to warn against it. Only the same clause, just before the phrase, counts.
-_WARNING_CUES = (
-    "切勿",
-    "请勿",
-    "勿",
-    "不要",
-    "不得",
-    "谨防",
-    "警惕",
-    "防范",
-    "提防",
-    "谨记",
-    "严禁",
-    "不会",
-    "绝不",
-    "从不",
-    "决不",
-    "千万别",
-    "不可",
-    "避免",
-)
+# Words before a phrase, in the same clause, that change what it says:
+# - a scam phrase that is warned against ("切勿向个人账户转账", "请勿将验证码告诉他人") is advice: lenders and
+#   banks quote the scam to warn of it;
+# - a court document spoken of as a future or a condition ("立案之后会有法院传票", "否则等着收传票") is a
+#   collector's threat, not a notice: a real notice states what has happened.
+_CANCELLING_CUES: dict[str, tuple[str, ...]] = {
+    "scam": tuple(
+        "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免".split()
+    ),
+    "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是".split()),
+}
 _CUE_WINDOW = 14
 _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
-def is_warned_against(text: str, start: int) -> bool:
-    """True when a warning cue stands in the same clause within a few characters before ``start`` (or opens the
-    match itself: a pattern may begin with 请, and 请勿 is then half inside it)."""
+def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
+    """True when one of ``cues`` stands in the same clause within a few characters before ``start`` (or opens
+    the match itself: a pattern may begin with 请, and 请勿 is then half inside it)."""
     lo = start
     while lo > 0 and start - lo < _CUE_WINDOW and text[lo - 1] not in _CLAUSE_ENDS:
         lo -= 1
     before = text[lo : start + 2]
-    return any(cue in before for cue in _WARNING_CUES)
+    return any(cue in before for cue in cues)
+
+
+def is_warned_against(text: str, start: int) -> bool:
+    return cue_before(text, start, _CANCELLING_CUES["scam"])
 
 
 def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
     match = regex.search(norm.text)
-    if compiled.signal.verdict == "scam":
-        # A scam phrase that is warned against is no scam sign; a later, unwarned occurrence still is.
-        while match is not None and is_warned_against(norm.text, match.start()):
+    cues = _CANCELLING_CUES.get(compiled.signal.verdict)
+    if cues:
+        # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
+        while match is not None and cue_before(norm.text, match.start(), cues):
             match = regex.search(norm.text, match.end()) if match.end() > match.start() else None
     if match is None or match.end() == match.start():
         return None
