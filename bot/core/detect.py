@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import re2
 
@@ -13,8 +16,8 @@ from bot.knowledge import CompiledSignal
 
 # Evidence is a short quote; a pattern that matches a long stretch is cut to this many characters.
 MAX_EVIDENCE = 60
-# RE2::Set builds one DFA for all patterns; give it room so it never runs out on long messages.
-_SET_MAX_MEM = 256 << 20
+# Room for each set's DFA, so it never runs out on long messages.
+_SET_MAX_MEM = 64 << 20
 
 
 # Words before a phrase, in the same clause, that change what it says:
@@ -60,8 +63,19 @@ def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
     return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics)
 
 
+# Patterns bound their windows by clause punctuation ([^,，。]{0,8}); normalization folds "，" to ",", which is
+# also the thousands separator in "1,000元". Inside numbers it becomes "_" (same length, so quotes still map).
+_THOUSANDS = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
+
+
+def detection_view(norm: Normalized) -> Normalized:
+    text = _THOUSANDS.sub("_", norm.text)
+    return norm if text == norm.text else dataclasses.replace(norm, text=text)
+
+
 def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple[SignalHit, ...]:
     """One hit per signal: the first of its patterns that matches, quoted from the original text."""
+    norm = detection_view(norm)
     hits = []
     for compiled in signals:
         for regex in compiled.regexes:
@@ -73,30 +87,39 @@ def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple
 
 
 class SignalDetector:
-    """All patterns in one RE2::Set: one pass over the text tells which patterns match at all, and only
-    those are searched again for their span. Same result as :func:`detect_signals`, several times faster."""
+    """The patterns in a few RE2::Sets: one pass over the text per set tells which patterns match at all, and
+    only those are searched again for their span. Same result as :func:`detect_signals`, several times faster.
+
+    One set per verdict rather than one for everything: a set's DFA is built lazily, state by state, as texts
+    arrive, and with all ~200 patterns together it has so many states that building them costs ~0.4 ms a
+    message over the first few thousand messages; six smaller DFAs halve that warm-up and match as fast."""
 
     def __init__(self, signals: Sequence[CompiledSignal]):
         self._signals = tuple(signals)
-        options = re2.Options()
-        options.max_mem = _SET_MAX_MEM
-        options.log_errors = False
-        self._set = re2.Set.SearchSet(options)
-        self._owner: list[tuple[int, int]] = []
+        groups: dict[str, list[tuple[int, int]]] = defaultdict(list)
         for si, compiled in enumerate(self._signals):
-            for pi, pattern in enumerate(compiled.signal.patterns):
-                self._set.Add(pattern)
-                self._owner.append((si, pi))
-        if self._owner:
-            self._set.Compile()
+            for pi in range(len(compiled.signal.patterns)):
+                groups[compiled.signal.verdict].append((si, pi))
+        self._sets: list[tuple[Any, list[tuple[int, int]]]] = []
+        for owners in groups.values():
+            options = re2.Options()
+            options.max_mem = _SET_MAX_MEM
+            options.log_errors = False
+            pattern_set = re2.Set.SearchSet(options)
+            for si, pi in owners:
+                pattern_set.Add(self._signals[si].signal.patterns[pi])
+            pattern_set.Compile()
+            self._sets.append((pattern_set, owners))
 
     def detect(self, norm: Normalized) -> tuple[SignalHit, ...]:
-        if not self._owner or not norm.text:
+        if not self._sets or not norm.text:
             return ()
+        norm = detection_view(norm)
         matched: dict[int, list[int]] = defaultdict(list)
-        for index in self._set.Match(norm.text) or ():
-            si, pi = self._owner[index]
-            matched[si].append(pi)
+        for pattern_set, owners in self._sets:
+            for index in pattern_set.Match(norm.text) or ():
+                si, pi = owners[index]
+                matched[si].append(pi)
         hits = []
         for si in sorted(matched):
             compiled = self._signals[si]
