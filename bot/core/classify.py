@@ -74,8 +74,16 @@ def classify_kind(text: str, entities: Entities) -> str:
     return "question" if question > sms or (narrator and question == sms) else "sms"
 
 
+# "催收可以打给我爸妈吗" asks whether something is allowed; "催收打给我爸妈了" tells what happened.
+_MODAL_BEFORE = re.compile(r"(?:可以|可不可以|能不能|能否|能|会不会|是否|允许|有权|有没有权)$")
+
+
 def is_general_question(text: str) -> bool:
     """A question in form ("…合法吗") that tells nothing that happened to the asker ("他们说要爆我通讯录")."""
     stripped = text.strip()
     asks = bool(_QUESTION_END.search(stripped) or _QUESTION_WORDS.search(stripped))
-    return asks and not _SITUATION.search(stripped)
+    told = any(
+        not _MODAL_BEFORE.search(stripped[max(0, m.start() - 4) : m.start()])
+        for m in _SITUATION.finditer(stripped)
+    )
+    return asks and not told
