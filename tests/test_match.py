@@ -92,3 +92,12 @@ def test_a_blank_synonym_variant_is_refused(tmp_path):
     (root / "synonyms.yaml").write_text("- id: x\n  term: 催收\n  variants: ['  ']\n", encoding="utf-8")
     with pytest.raises(KnowledgeError, match=r"synonyms\.yaml"):
         load_knowledge(root)
+
+
+def test_whole_pinyin_is_read_whether_syllables_are_joined_or_apart(kb):
+    from bot.core.match import SynonymExpander
+
+    expander = SynonymExpander(kb.synonyms)
+    assert expander.expand("zhengxin能查吗").endswith("征信")
+    assert expander.expand("zheng xin 能查吗").endswith("征信")
+    assert expander.expand("zhengxing") == "zhengxing"  # another word, not 征信

@@ -83,6 +83,7 @@ def test_crisis_is_answered_first_and_verdict_stays_that_of_the_content(analyzer
         "每天一睁眼就是几十个催收电话，不知道还有什么意义",
         "借了八个平台，以贷养贷到现在，真的撑不住了",
         "看不到一点希望，家里人也不理解我",
+        "欠了这么多钱，我觉得自己活着就是个累赘",
     ],
 )
 def test_quieter_despair_also_gets_care(analyzer, text):

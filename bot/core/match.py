@@ -51,18 +51,26 @@ class SynonymExpander:
         for synonym in synonyms:
             for variant in synonym.variants:
                 self._term_of.setdefault(normalize(variant).text, normalize(synonym.term).text)
-        parts = [
-            rf"(?<![a-z0-9]){re.escape(v)}(?![a-z0-9])" if v.isascii() else re.escape(v)
-            for v in sorted(self._term_of, key=len, reverse=True)
-            if v
-        ]
+        parts = [self._pattern_for(v) for v in sorted(self._term_of, key=len, reverse=True) if v]
         # Literal alternatives only: no nested repetition, so matching stays linear in the text.
         self._pattern = re.compile("|".join(parts)) if parts else None
+
+    @staticmethod
+    def _pattern_for(variant: str) -> str:
+        if not variant.isascii():
+            return re.escape(variant)
+        # Pinyin and English count as whole words; pinyin syllables may be typed apart ("zheng xin").
+        letters = " ?".join(re.escape(c) for c in variant.replace(" ", ""))
+        return rf"(?<![a-z0-9]){letters}(?![a-z0-9])"
 
     def expand(self, text: str) -> str:
         if self._pattern is None:
             return text
-        terms = dict.fromkeys(self._term_of[m.group()] for m in self._pattern.finditer(text))
+        found = (
+            self._term_of.get(m.group()) or self._term_of.get(m.group().replace(" ", ""))
+            for m in self._pattern.finditer(text)
+        )
+        terms = dict.fromkeys(t for t in found if t)
         return text + " " + " ".join(terms) if terms else text
 
 
