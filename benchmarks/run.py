@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -275,6 +276,26 @@ def bench_topics(
     ]
     results = [score_topics(*method[:3], questions, rounds, method[3]) for method in methods]
     return results, len(phrasings)
+
+
+# Confidence bands for the calibration rows: a confidence that means something is right more often when high.
+CONFIDENCE_BANDS = ((0.0, 0.6), (0.6, 0.8), (0.8, 1.01))
+
+
+def calibration(analyze: Callable[[str], Any], rows: list[Any]) -> list[tuple[str, int, float]]:
+    """Per confidence band: how many verdicts fell in it and the share of them that were right."""
+    outcomes = [
+        (result.confidence, result.verdict in row.accept)
+        for row in rows
+        if row.accept
+        for result in [analyze(row.text)]
+    ]
+    bands = []
+    for low, high in CONFIDENCE_BANDS:
+        inside = [right for confidence, right in outcomes if low <= confidence < high]
+        label = f"{low:.1f}–{min(high, 1.0):.1f}"
+        bands.append((label, len(inside), sum(inside) / len(inside) if inside else float("nan")))
+    return bands
 
 
 def top_k(result: MethodResult, questions: list[dict[str, Any]]) -> tuple[float, float]:
@@ -529,6 +550,14 @@ def render(info: dict[str, Any], details: bool = False) -> str:
             f" | {f3(report['verdict_accuracy'])} / {f3(report['scam_recall'])} / {f3(report['false_alarm_rate'])}"
             " | | | – | |"
         )
+    bands, n_labelled = info["calibration"]
+    add(
+        f"| verdicts right, by confidence band, all {n_labelled} labelled messages | "
+        + "; ".join(f"{label}: {share:.2f} of {n}" for label, n, share in bands)
+        + " | | | rises with confidence | "
+        + met(all(a[2] <= b[2] for a, b in itertools.pairwise(bands) if a[1] and b[1]))
+        + " |"
+    )
     add(
         f"| `check --jsonl`, {thr['lines']} lines, start-up included, median of 3, msg/s per wall (CPU) second"
         f" | {thr['rate']:.0f} ({thr['cpu_rate']:.0f}) | | |"
@@ -676,11 +705,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["latency"] = engine_latency(analyzer.analyze, [row.text for row in rows], args.rounds)
         info["dev"] = report
     info["message_sets"] = []
+    labelled = list(rows) if info["dev"] is not None else []
     for path in args.messages or MESSAGE_SETS:
         log(f"verdicts on {path}")
-        report = evaluate(parse_rows(path.read_text(encoding="utf-8").splitlines()), analyzer.analyze)
+        set_rows = parse_rows(path.read_text(encoding="utf-8").splitlines())
+        labelled += set_rows
+        report = evaluate(set_rows, analyzer.analyze)
         report.pop("misses", None)
         info["message_sets"].append((path.name, report))
+    info["calibration"] = calibration(analyzer.analyze, labelled), len(labelled)
 
     log("analysing one 200 KB message")
     info["long"] = bench_long_message(analyzer)
