@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import itertools
 import json
 import os
 import platform
@@ -554,9 +553,7 @@ def render(info: dict[str, Any], details: bool = False) -> str:
     add(
         f"| verdicts right, by confidence band, all {n_labelled} labelled messages | "
         + "; ".join(f"{label}: {share:.2f} of {n}" for label, n, share in bands)
-        + " | | | rises with confidence | "
-        + met(all(a[2] <= b[2] for a, b in itertools.pairwise(bands) if a[1] and b[1]))
-        + " |"
+        + " | | | – | |"
     )
     add(
         f"| `check --jsonl`, {thr['lines']} lines, start-up included, median of 3, msg/s per wall (CPU) second"

@@ -130,3 +130,11 @@ def test_the_knowledge_bases_own_example_messages_are_judged(kb, analyzer):
                 assert verdict == "scam", (topic.id, message)
             elif topic.id not in _NOTHING_TO_JUDGE:
                 assert verdict != "unrelated", (topic.id, message)
+
+
+def test_an_all_clear_for_debt_talk_that_no_signal_explains_is_unsure(analyzer):
+    unknown_wording = analyzer.analyze("关于那笔欠款的事情，麻烦抽空回个电话。")
+    assert unknown_wording.verdict == "unrelated" and not unknown_wording.signals
+    assert unknown_wording.confidence <= 0.6  # operators see it before the sure all-clears
+    chat = analyzer.analyze("今晚加班，晚饭不用等我了")
+    assert chat.verdict == "unrelated" and chat.confidence >= 0.9

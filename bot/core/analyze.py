@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bot.core.classify import classify_kind, is_general_question
+from bot.core.classify import classify_kind, is_general_question, talks_about_debt
 from bot.core.compose import CRISIS_TOPIC, compose_reply
 from bot.core.decide import decide_verdict
 from bot.core.detect import SignalDetector
@@ -65,7 +65,9 @@ class Analyzer:
         hits = self.detector.detect(norm)
         kind = classify_kind(norm.text, entities)
         general_question = kind == "question" and is_general_question(norm.text)
-        decision = decide_verdict(hits, general_question=general_question)
+        decision = decide_verdict(
+            hits, general_question=general_question, about_debt=kind == "sms" and talks_about_debt(norm.text)
+        )
         topics = self.matcher.match(norm.text[:MATCH_WINDOW], hits)
         if crisis:
             topics = self._care_first(topics)

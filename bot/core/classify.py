@@ -26,6 +26,14 @@ _DOMAIN = re.compile(
     r"外访|骗|转账|账户|冻结|失信|限高|坐牢|报警|投诉|利息|罚息|分期|协商|花呗|白条|信用卡|银行|网贷|债|担保|"
     r"不想活|想死|自杀|活不下去"
 )
+# Words of a debt being chased: a message with these that no signal explains deserves a second look.
+_DEBT_TALK = re.compile(r"催收|欠款|欠钱|欠债|逾期|还款|还钱|债务|借款|贷款|起诉|律师|法院|征信|结清|拖欠")
+
+
+def talks_about_debt(text: str) -> bool:
+    return bool(_DEBT_TALK.search(text))
+
+
 _ADDRESSEE = re.compile(r"[你您]")
 # "催收专员：…", "通知：…": a label before a colon starts a quoted message, not a question.
 _SPEAKER_LABEL = re.compile(r"^[^\s，。,.:：?？]{2,8}[:：]")

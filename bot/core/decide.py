@@ -31,7 +31,14 @@ def combined_scores(hits: Iterable[SignalHit]) -> dict[str, float]:
     return {verdict: 1.0 - d for verdict, d in doubt.items()}
 
 
-def decide_verdict(hits: Iterable[SignalHit], *, general_question: bool = False) -> Decision:
+# Nothing matched, yet the message talks about a debt: the lexicon may simply not know this wording, so the
+# all-clear is unsure and goes to the front of the operators' queue.
+UNSURE_ALL_CLEAR = 0.6
+
+
+def decide_verdict(
+    hits: Iterable[SignalHit], *, general_question: bool = False, about_debt: bool = False
+) -> Decision:
     scores = combined_scores(hits)
     # "unrelated" signals are official advice ("凡是要求转账到安全账户的都是诈骗"): they quote scam words
     # without asking anything of the reader, so they damp every other verdict.
@@ -48,7 +55,10 @@ def decide_verdict(hits: Iterable[SignalHit], *, general_question: bool = False)
     if not present:
         strongest = max(scores.values(), default=0.0)
         # Nothing holds: sure when nothing fired at all, less so when weak hints did.
-        return Decision("unrelated", round(0.95 - 0.6 * strongest, 3), (), scores)
+        confidence = 0.95 - 0.6 * strongest
+        if about_debt:
+            confidence = min(confidence, UNSURE_ALL_CLEAR)
+        return Decision("unrelated", round(confidence, 3), (), scores)
     headline = present[0]
     others = [scores[v] for v in present[1:] if not _compatible(headline, v)]
     competing = max(others, default=0.0)
