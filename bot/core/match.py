@@ -40,6 +40,9 @@ def char_bigrams(text: str) -> list[str]:
     return ["".join(pair) for pair in itertools.pairwise(chars)]
 
 
+_LATIN = re.compile("[a-z]")
+
+
 class SynonymExpander:
     """Adds a knowledge-base term to a text that contains one of its variants (cs → 催收, 证信 → 征信), so
     slang and typos reach the phrasings written with the term. Latin variants count only as whole words."""
@@ -51,24 +54,29 @@ class SynonymExpander:
         for synonym in synonyms:
             for variant in synonym.variants:
                 self._term_of.setdefault(normalize(variant).text, normalize(synonym.term).text)
-        parts = [self._pattern_for(v) for v in sorted(self._term_of, key=len, reverse=True) if v]
+        variants = sorted((v for v in self._term_of if v), key=len, reverse=True)
+        # Two passes: Chinese variants as plain alternatives, Latin ones (with word-boundary lookarounds, the
+        # slow part) only when the text has Latin letters at all.
+        chinese = [re.escape(v) for v in variants if not v.isascii()]
+        latin = [self._pattern_for(v) for v in variants if v.isascii()]
         # Literal alternatives only: no nested repetition, so matching stays linear in the text.
-        self._pattern = re.compile("|".join(parts)) if parts else None
+        self._chinese = re.compile("|".join(chinese)) if chinese else None
+        self._latin = re.compile("|".join(latin)) if latin else None
 
     @staticmethod
     def _pattern_for(variant: str) -> str:
-        if not variant.isascii():
-            return re.escape(variant)
         # Pinyin and English count as whole words; pinyin syllables may be typed apart ("zheng xin").
         letters = " ?".join(re.escape(c) for c in variant.replace(" ", ""))
         return rf"(?<![a-z0-9]){letters}(?![a-z0-9])"
 
     def expand(self, text: str) -> str:
-        if self._pattern is None:
-            return text
+        matches: list[re.Match[str]] = []
+        if self._chinese is not None:
+            matches += self._chinese.finditer(text)
+        if self._latin is not None and _LATIN.search(text):
+            matches += self._latin.finditer(text)
         found = (
-            self._term_of.get(m.group()) or self._term_of.get(m.group().replace(" ", ""))
-            for m in self._pattern.finditer(text)
+            self._term_of.get(m.group()) or self._term_of.get(m.group().replace(" ", "")) for m in matches
         )
         terms = dict.fromkeys(t for t in found if t)
         return text + " " + " ".join(terms) if terms else text
