@@ -172,3 +172,21 @@ def test_knowledge_prints_only_confirmed_phone_numbers(kb):
     texts += [p.contact or "" for p in kb.platforms]
     found = {n for text in texts for n in _PHONE_LIKE.findall(text)}
     assert found <= CONFIRMED_NUMBERS, found - CONFIRMED_NUMBERS
+
+
+def test_only_advice_signals_may_damp_other_verdicts(tmp_path):
+    import shutil
+
+    from bot.knowledge import KnowledgeError, load_knowledge
+
+    root = tmp_path / "knowledge"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "knowledge", root)
+    path = root / "signals" / "pressure.yaml"
+    path.write_text(
+        path.read_text(encoding="utf-8").replace(
+            "  verdict: pressure\n", "  verdict: pressure\n  damps: [scam]\n", 1
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(KnowledgeError, match="only unrelated"):
+        load_knowledge(root)

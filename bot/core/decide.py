@@ -39,12 +39,19 @@ UNSURE_ALL_CLEAR = 0.6
 def decide_verdict(
     hits: Iterable[SignalHit], *, general_question: bool = False, about_debt: bool = False
 ) -> Decision:
+    hits = tuple(hits)
     scores = combined_scores(hits)
-    # "unrelated" signals are official advice ("凡是要求转账到安全账户的都是诈骗"): they quote scam words
-    # without asking anything of the reader, so they damp every other verdict.
-    advice = scores.pop("unrelated", 0.0)
-    if advice:
-        scores = {v: s * (1.0 - ADVICE_DAMPING * advice) for v, s in scores.items()}
+    scores.pop("unrelated", None)
+    # "unrelated" signals are official advice ("凡是要求转账到安全账户的都是诈骗") or a settled-repayment
+    # confirmation: they quote alarming words without asking anything of the reader, so they damp the verdicts
+    # their signal names (by default the alarms, not a court notice or a reminder: both often carry the same
+    # advice, "本院不会要求你向个人账户转账").
+    for verdict in list(scores):
+        doubt = 1.0
+        for hit in hits:
+            if verdict in hit.damps:
+                doubt *= 1.0 - hit.weight
+        scores[verdict] *= 1.0 - ADVICE_DAMPING * (1.0 - doubt)
     present = [v for v in VERDICT_ORDER if scores.get(v, 0.0) >= PRESENT]
     # A real court never asks for a transfer, threatens or accuses by SMS: those disqualify legal_notice.
     if "legal_notice" in present and ({"scam", "illegal_collection"} & set(present)):

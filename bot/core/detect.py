@@ -60,7 +60,8 @@ def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
         return None
     start, end = match.start(), min(match.end(), match.start() + MAX_EVIDENCE)
     s = compiled.signal
-    return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics)
+    damps = s.damps if s.verdict == "unrelated" else ()
+    return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics, damps)
 
 
 # Patterns bound their windows by clause punctuation ([^,，。]{0,8}); normalization folds "，" to ",", which is

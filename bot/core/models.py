@@ -15,6 +15,7 @@ class SignalHit:
     weight: float
     evidence: str  # substring of the user's original text
     topics: tuple[str, ...] = ()
+    damps: tuple[str, ...] = ()  # for advice-like `unrelated` signals: the verdicts they weaken
 
     def as_dict(self) -> dict[str, str]:
         return {"id": self.id, "label": self.label, "verdict": self.verdict, "evidence": self.evidence}

@@ -225,6 +225,10 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
 
     compiled: list[CompiledSignal] = []
     for path, signal in signals:
+        if signal.verdict != "unrelated" and "damps" in signal.model_fields_set:
+            problems.append(
+                f"{path.name}: entry {signal.id!r}: only unrelated (advice) signals can damp others"
+            )
         for topic_id in signal.topics:
             if topic_id not in topic_ids:
                 problems.append(f"{path.name}: entry {signal.id!r}: topic {topic_id!r} does not exist")

@@ -90,6 +90,8 @@ class Signal(_Strict):
     patterns: tuple[str, ...] = Field(min_length=1)  # RE2 syntax, matched on normalized text
     topics: tuple[str, ...] = ()  # topics this signal points to (boosts them in matching)
     examples: tuple[str, ...] = Field(min_length=1)  # texts it must fire on (checked by tests)
+    # Only for `unrelated` signals (advice, confirmations): the verdicts whose strength they damp.
+    damps: tuple[Verdict, ...] = ("scam", "illegal_collection", "pressure")
 
 
 class Platform(_Strict):
