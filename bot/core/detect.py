@@ -27,7 +27,7 @@ _SET_MAX_MEM = 64 << 20
 #   collector's threat, not a notice: a real notice states what has happened.
 _CANCELLING_CUES: dict[str, tuple[str, ...]] = {
     "scam": tuple(
-        "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免".split()
+        "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取".split()
     ),
     "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是".split()),
 }
@@ -36,12 +36,13 @@ _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
-    """True when one of ``cues`` stands in the same clause within a few characters before ``start`` (or opens
-    the match itself: a pattern may begin with 请, and 请勿 is then half inside it)."""
+    """True when one of ``cues`` stands in the same clause within a few characters before ``start``."""
     lo = start
     while lo > 0 and start - lo < _CUE_WINDOW and text[lo - 1] not in _CLAUSE_ENDS:
         lo -= 1
-    before = text[lo : start + 2]
+    before = text[lo:start]
+    if text.startswith("请", start):
+        before += text[start : start + 2]  # a pattern may begin with 请, and then 请勿 is half inside it
     return any(cue in before for cue in cues)
 
 
