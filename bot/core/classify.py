@@ -10,7 +10,9 @@ from bot.core.extract import Entities
 _QUESTION_END = re.compile(r"(?:[?？]|[吗嘛么呢][?？!！。.~～]*)\s*$")
 _QUESTION_WORDS = re.compile(
     r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|"
-    r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|为什么|为啥|真的吗|是真的|是假的"
+    r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|为什么|为啥|真的吗|是真的|是假的|"
+    # Asking without a question mark: "…想了解一下大概流程", "求问…".
+    r"想了解|想问一下|想问下|求问|求解答|求助|有没有懂的|有人知道|有没有人知道"
 )
 # Words that ask only when the sentence ends as a question ("欠了多少钱" in a threat asks nothing).
 _WEAK_QUESTION_WORDS = re.compile(r"多久|多少|哪里|在哪|有没有|几天|几次")
