@@ -32,3 +32,14 @@ def test_a_court_document_threatened_for_later_is_no_legal_notice(analyzer):
     assert "legal_notice" not in {h.verdict for h in threat.signals}
     notice = analyzer.analyze("【某某区人民法院】本院已向你电子送达开庭传票，请登录人民法院在线服务查看。")
     assert notice.verdict == "legal_notice"
+
+
+def test_a_denial_inside_the_phrase_cancels_a_scam_sign(analyzer):
+    ad = analyzer.analyze("【某某消费金融】官方App申请，放款前不收取任何费用。回T退订")
+    assert not [h for h in ad.signals if h.verdict == "scam"]
+    assert analyzer.analyze("放款前需要先交1000元保证金").verdict == "scam"
+
+
+def test_a_spoofed_anti_fraud_sender_does_not_excuse_a_transfer_request(analyzer):
+    result = analyzer.analyze("【96110】您的银行卡涉及诈骗资金，请立即将余额转入临时监管账户配合调查。")
+    assert result.verdict == "scam"

@@ -27,12 +27,16 @@ _SET_MAX_MEM = 64 << 20
 #   collector's threat, not a notice: a real notice states what has happened.
 _CANCELLING_CUES: dict[str, tuple[str, ...]] = {
     "scam": tuple(
-        "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取".split()
+        "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取 别信 不要信 别相信 不要相信".split()
     ),
     "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是".split()),
 }
 _CUE_WINDOW = 14
 _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
+
+
+# Denials inside the matched phrase itself ("放款前不收取任何费用") cancel it too.
+_DENIALS_INSIDE = ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在")
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
@@ -55,7 +59,10 @@ def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
     cues = _CANCELLING_CUES.get(compiled.signal.verdict)
     if cues:
         # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
-        while match is not None and cue_before(norm.text, match.start(), cues):
+        while match is not None and (
+            cue_before(norm.text, match.start(), cues)
+            or (compiled.signal.verdict == "scam" and any(d in match.group() for d in _DENIALS_INSIDE))
+        ):
             match = regex.search(norm.text, match.end()) if match.end() > match.start() else None
     if match is None or match.end() == match.start():
         return None
