@@ -18,6 +18,8 @@ from bot.knowledge import CompiledSignal
 MAX_EVIDENCE = 60
 # Room for each set's DFA, so it never runs out on long messages.
 _SET_MAX_MEM = 64 << 20
+# Patterns per set: a verdict with more (scam has ~130) is split, because a set's DFA grows faster than its size.
+_SET_SIZE = 40
 
 
 # Words before a phrase, in the same clause, that change what it says:
@@ -110,7 +112,10 @@ class SignalDetector:
             for pi in range(len(compiled.signal.patterns)):
                 groups[compiled.signal.verdict].append((si, pi))
         self._sets: list[tuple[Any, list[tuple[int, int]]]] = []
-        for owners in groups.values():
+        chunks = [
+            owners[i : i + _SET_SIZE] for owners in groups.values() for i in range(0, len(owners), _SET_SIZE)
+        ]
+        for owners in chunks:
             options = re2.Options()
             options.max_mem = _SET_MAX_MEM
             options.log_errors = False
