@@ -56,19 +56,29 @@ def is_warned_against(text: str, start: int) -> bool:
     return cue_before(text, start, _CANCELLING_CUES["scam"])
 
 
-def _hit(norm: Normalized, compiled: CompiledSignal, regex) -> SignalHit | None:
-    match = regex.search(norm.text)
+def _char_offset(data: bytes, byte_offset: int) -> int:
+    return len(data[:byte_offset].decode("utf-8"))
+
+
+def _hit(norm: Normalized, data: bytes, compiled: CompiledSignal, regex) -> SignalHit | None:
+    """The signal's first uncancelled match in ``data`` (``norm.text`` as UTF-8: the re2 wrapper re-encodes a
+    str and maps offsets back on every call, which cost more than the matching)."""
+    match = regex.search(data)
     cues = _CANCELLING_CUES.get(compiled.signal.verdict)
     if cues:
         # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
         while match is not None and (
-            cue_before(norm.text, match.start(), cues)
-            or (compiled.signal.verdict == "scam" and any(d in match.group() for d in _DENIALS_INSIDE))
+            cue_before(norm.text, _char_offset(data, match.start()), cues)
+            or (
+                compiled.signal.verdict == "scam"
+                and any(d.encode() in match.group() for d in _DENIALS_INSIDE)
+            )
         ):
-            match = regex.search(norm.text, match.end()) if match.end() > match.start() else None
+            match = regex.search(data, match.end()) if match.end() > match.start() else None
     if match is None or match.end() == match.start():
         return None
-    start, end = match.start(), min(match.end(), match.start() + MAX_EVIDENCE)
+    start = _char_offset(data, match.start())
+    end = min(start + len(match.group().decode("utf-8")), start + MAX_EVIDENCE)
     s = compiled.signal
     damps = s.damps if s.verdict == "unrelated" else ()
     return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics, damps)
@@ -87,10 +97,11 @@ def detection_view(norm: Normalized) -> Normalized:
 def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple[SignalHit, ...]:
     """One hit per signal: the first of its patterns that matches, quoted from the original text."""
     norm = detection_view(norm)
+    data = norm.text.encode("utf-8")
     hits = []
     for compiled in signals:
         for regex in compiled.regexes:
-            hit = _hit(norm, compiled, regex)
+            hit = _hit(norm, data, compiled, regex)
             if hit is not None:
                 hits.append(hit)
                 break
@@ -129,16 +140,17 @@ class SignalDetector:
         if not self._sets or not norm.text:
             return ()
         norm = detection_view(norm)
+        data = norm.text.encode("utf-8")
         matched: dict[int, list[int]] = defaultdict(list)
         for pattern_set, owners in self._sets:
-            for index in pattern_set.Match(norm.text) or ():
+            for index in pattern_set.Match(data) or ():
                 si, pi = owners[index]
                 matched[si].append(pi)
         hits = []
         for si in sorted(matched):
             compiled = self._signals[si]
             for pi in sorted(matched[si]):
-                hit = _hit(norm, compiled, compiled.regexes[pi])
+                hit = _hit(norm, data, compiled, compiled.regexes[pi])
                 if hit is not None:
                     hits.append(hit)
                     break
