@@ -12,7 +12,7 @@ _QUESTION_WORDS = re.compile(
     r"怎么办|怎么|咋办|咋整|如何|是不是|是真的吗|真的假的|合法吗|违法吗|犯法吗|会不会|能不能|可不可以|"
     r"要不要|该不该|有用吗|靠谱吗|正常吗|可以吗|行不行|为什么|为啥|真的吗|是真的|是假的|"
     # Asking without a question mark: "…想了解一下大概流程", "求问…".
-    r"想了解|想问一下|想问下|求问|求解答|求助|有没有懂的|有人知道|有没有人知道"
+    r"想了解|想问一下|想问下|求问|求解答|求助|有没有懂的|有人知道|有没有人知道|什么区别|有何区别|什么意思|啥意思"
 )
 # Words that ask only when the sentence ends as a question ("欠了多少钱" in a threat asks nothing).
 _WEAK_QUESTION_WORDS = re.compile(r"多久|多少|哪里|在哪|有没有|几天|几次")
@@ -40,6 +40,10 @@ _ADDRESSEE = re.compile(r"[你您]")
 # "催收专员：…", "通知：…": a label before a colon starts a quoted message, not a question.
 _SPEAKER_LABEL = re.compile(r"^[^\s，。,.:：?？]{2,8}[:：]")
 _SELF_INTRODUCTION = re.compile(r"^(?:[你您]好[,，!！]?\s*)?我是")
+# A search-box query: short, no punctuation but spaces and question marks, no 你/您, no digits (amounts, dates
+# and numbers belong to messages).
+_SEARCH_QUERY = re.compile(r"^[^\W\d_你您]+(?:\s+[^\W\d_你您]+){0,3}\s*[?？]?$")
+_SEARCH_QUERY_MAX = 20
 _SENTENCE_END = re.compile(r"[。！？!?；;]+")
 _SITUATION = re.compile(
     r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
@@ -48,17 +52,30 @@ _SITUATION = re.compile(
 )
 
 
+def _looks_like_search(stripped: str) -> bool:
+    return (
+        len(stripped) <= _SEARCH_QUERY_MAX
+        and bool(_SEARCH_QUERY.match(stripped))
+        and bool(_DOMAIN.search(stripped))
+        and not _SMS_MARKERS.search(stripped)
+    )
+
+
 def classify_kind(text: str, entities: Entities) -> str:
     """``"question"`` for a typed question or a user's own account, ``"sms"`` for a forwarded message."""
     stripped = text.strip()
     if not stripped:
         return "sms"
+    if _looks_like_search(stripped):
+        return "question"  # "网贷逾期起诉流程": typed like a search, addressed to no one
+
     ends_as_question = bool(_QUESTION_END.search(stripped))
     form = 2 * ends_as_question + min(2, len(_QUESTION_WORDS.findall(stripped)))
     form += ends_as_question and bool(_WEAK_QUESTION_WORDS.search(stripped))
     # The asker speaks of "我"; a collector's or a friend's message speaks to "你".
     first, second = len(_NARRATOR.findall(stripped)), len(_SECOND_PERSON.findall(stripped))
-    narrator = first > second
+    # "我是李总，…" opens a message by its sender: that 我 tells nothing of the asker.
+    narrator = first > second and not _SELF_INTRODUCTION.match(stripped)
     if second > first and not ends_as_question:
         form = 0  # "看她能不能受得了" spoken to "你" is a taunt, not a question
     situation = bool(_SITUATION.search(stripped))
@@ -91,7 +108,9 @@ _MODAL_BEFORE = re.compile(r"(?:可以|可不可以|能不能|能否|能|会不�
 def is_general_question(text: str) -> bool:
     """A question in form ("…合法吗") that tells nothing that happened to the asker ("他们说要爆我通讯录")."""
     stripped = text.strip()
-    asks = bool(_QUESTION_END.search(stripped) or _QUESTION_WORDS.search(stripped))
+    asks = bool(_QUESTION_END.search(stripped) or _QUESTION_WORDS.search(stripped)) or _looks_like_search(
+        stripped
+    )
     told = any(
         not _MODAL_BEFORE.search(stripped[max(0, m.start() - 4) : m.start()])
         for m in _SITUATION.finditer(stripped)

@@ -33,12 +33,12 @@ _CANCELLING_CUES: dict[str, tuple[str, ...]] = {
     ),
     "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是".split()),
 }
-_CUE_WINDOW = 14
+_CUE_WINDOW = 20
 _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
 # Denials inside the matched phrase itself ("放款前不收取任何费用") cancel it too.
-_DENIALS_INSIDE = ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在")
+_DENIALS_INSIDE = ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿")
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
