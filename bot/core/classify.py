@@ -46,7 +46,7 @@ _SEARCH_QUERY = re.compile(r"^[^\W\d_你您]+(?:\s+[^\W\d_你您]+){0,3}\s*[?？
 _SEARCH_QUERY_MAX = 20
 _SENTENCE_END = re.compile(r"[。！？!?；;]+")
 _SITUATION = re.compile(
-    r"他们|她们|对方|催收的|催收员|催收人|有人|收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
+    r"他们|她们|对方|催收的|催收员|催收人|有人|(?<!催)收到|接到|发来|发了|发短信|打电话|打来|来电|说要|说我|说会|说已|"
     r"让我|叫我|要我|逼我|帮我|给我|威胁|骂我|吓我|天天|一直打|打给|打到|找我|找到|上门了|来家|通知我|告诉我|"
     r"(?:催收|客服|中介|平台|银行|法院|律师|短信|电话|他|她|对方|网贷|花呗|借呗|贷款)[^，。]{0,4}说"
 )
@@ -76,8 +76,8 @@ def classify_kind(text: str, entities: Entities) -> str:
     first, second = len(_NARRATOR.findall(stripped)), len(_SECOND_PERSON.findall(stripped))
     # "我是李总，…" opens a message by its sender: that 我 tells nothing of the asker.
     narrator = first > second and not _SELF_INTRODUCTION.match(stripped)
-    if second > first and not ends_as_question:
-        form = 0  # "看她能不能受得了" spoken to "你" is a taunt, not a question
+    if second > first and (not ends_as_question or (second >= 2 and first == 0)):
+        form = 0  # "看她能不能受得了", "你爸妈没教过你吗？" spoken to "你": a taunt, not a question
     situation = bool(_SITUATION.search(stripped))
     if form == 0 and not (narrator and situation):
         return "sms"  # no question form, and no one telling what happened to them: a forwarded message
@@ -102,7 +102,11 @@ def classify_kind(text: str, entities: Entities) -> str:
 
 
 # "催收可以打给我爸妈吗" asks whether something is allowed; "催收打给我爸妈了" tells what happened.
-_MODAL_BEFORE = re.compile(r"(?:可以|可不可以|能不能|能否|能|会不会|是否|允许|有权|有没有权)$")
+_MODAL_BEFORE = re.compile(r"可以|可不可以|能不能|能否|能|会不会|是否|允许|有权|有没有权")
+
+
+# "能告他们吗": a "they" tells of someone acting, whatever modal stands before it.
+_PRONOUNS = frozenset({"他们", "她们", "对方", "有人"})
 
 
 def is_general_question(text: str) -> bool:
@@ -112,7 +116,10 @@ def is_general_question(text: str) -> bool:
         stripped
     )
     told = any(
-        not _MODAL_BEFORE.search(stripped[max(0, m.start() - 4) : m.start()])
+        m.group() in _PRONOUNS
+        or not _MODAL_BEFORE.search(
+            re.split(r"[,，。!！?？;；]", stripped[max(0, m.start() - 6) : m.start()])[-1]
+        )
         for m in _SITUATION.finditer(stripped)
     )
     return asks and not told
