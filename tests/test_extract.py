@@ -1,10 +1,10 @@
-from bot.core.extract import PlatformFinder, extract_entities, find_personal_numbers
+from bot.core.extract import AliasFinder, extract_entities, find_personal_numbers
 from bot.core.normalize import normalize
 
-NO_PLATFORMS = PlatformFinder({})
+NO_PLATFORMS = AliasFinder({})
 
 
-def entities(text: str, platforms: PlatformFinder = NO_PLATFORMS):
+def entities(text: str, platforms: AliasFinder = NO_PLATFORMS):
     return extract_entities(normalize(text), platforms)
 
 
@@ -46,5 +46,5 @@ def test_id_number_with_x_and_full_width_digits():
 
 
 def test_platform_aliases():
-    finder = PlatformFinder({"花呗": "huabei", "蚂蚁花呗": "huabei", "借呗": "jiebei"})
+    finder = AliasFinder({"花呗": "huabei", "蚂蚁花呗": "huabei", "借呗": "jiebei"})
     assert entities("你的螞蟻花唄和借呗都逾期了", finder).platforms == ("huabei", "jiebei")

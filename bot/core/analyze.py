@@ -8,7 +8,7 @@ from bot.core.classify import classify_kind, is_general_question, talks_about_de
 from bot.core.compose import CRISIS_TOPIC, compose_reply
 from bot.core.decide import decide_verdict
 from bot.core.detect import SignalDetector
-from bot.core.extract import PlatformFinder, extract_entities
+from bot.core.extract import AliasFinder, extract_entities
 from bot.core.match import MAX_TOPICS, TopicMatcher
 from bot.core.models import Analysis, TopicMatch
 from bot.core.normalize import normalize
@@ -41,7 +41,7 @@ class Analyzer:
         corpus = [normalize(text).text for t in kb.topics for text in (t.title, *t.examples)]
         self.tokenizer = ChineseTokenizer((normalize(w).text for w in domain_words), corpus)
         self.matcher = TopicMatcher(kb.topics, self.tokenizer, kb.synonyms)
-        self.platforms = PlatformFinder(_platform_aliases(kb))
+        self.platforms = AliasFinder(_platform_aliases(kb))
         self.detector = SignalDetector(kb.signals)
 
     def warm_up(self) -> None:

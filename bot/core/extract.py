@@ -116,11 +116,12 @@ def find_personal_numbers(text: str) -> list[Span]:
     return sorted(spans, key=lambda s: s.start)
 
 
-class PlatformFinder:
-    """Finds lenders and credit products by any alias, longest alias first."""
+class AliasFinder:
+    """Finds what a text names by any of its aliases (lenders by 花呗/蚂蚁花呗, terms by their slang), longest
+    alias first; each id once, in the order first named."""
 
     def __init__(self, aliases: dict[str, str]):
-        # aliases: normalized alias -> platform id
+        # aliases: normalized alias -> id
         self._by_alias = aliases
         ordered = sorted(aliases, key=len, reverse=True)
         self._pattern = re.compile("|".join(re.escape(a) for a in ordered)) if ordered else None
@@ -131,7 +132,7 @@ class PlatformFinder:
         return _unique(self._by_alias[m.group()] for m in self._pattern.finditer(text))
 
 
-def extract_entities(norm: Normalized, platforms: PlatformFinder) -> Entities:
+def extract_entities(norm: Normalized, platforms: AliasFinder) -> Entities:
     text = norm.text
     personal = find_personal_numbers(text)
     case_numbers = [m for m in CASE_NUMBER.finditer(text)]

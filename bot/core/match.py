@@ -20,6 +20,7 @@ from operator import itemgetter
 import re2
 from rapidfuzz import fuzz
 
+from bot.core.extract import AliasFinder
 from bot.core.models import SignalHit, TopicMatch
 from bot.core.tokenize import ChineseTokenizer
 from bot.knowledge.models import Synonym, Topic
@@ -54,13 +55,13 @@ class SynonymExpander:
         for synonym in synonyms:
             for variant in synonym.variants:
                 self._term_of.setdefault(normalize(variant).text, normalize(synonym.term).text)
-        variants = sorted((v for v in self._term_of if v), key=len, reverse=True)
-        # Two passes: Chinese variants as plain alternatives, Latin ones (with word-boundary lookarounds, the
-        # slow part) only when the text has Latin letters at all.
-        chinese = [re.escape(v) for v in variants if not v.isascii()]
-        latin = [self._pattern_for(v) for v in variants if v.isascii()]
+        # Two passes: Chinese variants as plain aliases, Latin ones (with word-boundary lookarounds, the slow
+        # part) only when the text has Latin letters at all.
+        self._chinese = AliasFinder({v: t for v, t in self._term_of.items() if v and not v.isascii()})
+        latin = [
+            self._pattern_for(v) for v in sorted(self._term_of, key=len, reverse=True) if v and v.isascii()
+        ]
         # Literal alternatives only: no nested repetition, so matching stays linear in the text.
-        self._chinese = re.compile("|".join(chinese)) if chinese else None
         self._latin = re.compile("|".join(latin)) if latin else None
 
     @staticmethod
@@ -70,15 +71,12 @@ class SynonymExpander:
         return rf"(?<![a-z0-9]){letters}(?![a-z0-9])"
 
     def expand(self, text: str) -> str:
-        matches: list[re.Match[str]] = []
-        if self._chinese is not None:
-            matches += self._chinese.finditer(text)
+        terms = dict.fromkeys(self._chinese.find(text))
         if self._latin is not None and _LATIN.search(text):
-            matches += self._latin.finditer(text)
-        found = (
-            self._term_of.get(m.group()) or self._term_of.get(m.group().replace(" ", "")) for m in matches
-        )
-        terms = dict.fromkeys(t for t in found if t)
+            # A pinyin match may hold the spaces typed between syllables.
+            terms.update(
+                dict.fromkeys(self._term_of[m.group().replace(" ", "")] for m in self._latin.finditer(text))
+            )
         return text + " " + " ".join(terms) if terms else text
 
 
