@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.core.detect import is_warned_against
+from bot.core.detect import CANCELLING_CUES, cue_before
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ from bot.core.detect import is_warned_against
     ],
 )
 def test_warning_cues_only_count_just_before_in_the_same_clause(text, phrase, warned):
-    assert is_warned_against(text, text.index(phrase)) is warned
+    assert cue_before(text, text.index(phrase), CANCELLING_CUES["scam"]) is warned
 
 
 def test_a_later_unwarned_request_still_counts(analyzer):

@@ -27,7 +27,7 @@ _SET_SIZE = 40
 #   banks quote the scam to warn of it;
 # - a court document spoken of as a future or a condition ("立案之后会有法院传票", "否则等着收传票") is a
 #   collector's threat, not a notice: a real notice states what has happened.
-_CANCELLING_CUES: dict[str, tuple[str, ...]] = {
+CANCELLING_CUES: dict[str, tuple[str, ...]] = {
     "scam": tuple(
         "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取 别信 不要信 别相信 不要相信".split()
     ),
@@ -52,10 +52,6 @@ def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
     return any(cue in before for cue in cues)
 
 
-def is_warned_against(text: str, start: int) -> bool:
-    return cue_before(text, start, _CANCELLING_CUES["scam"])
-
-
 def _char_offset(data: bytes, byte_offset: int) -> int:
     return len(data[:byte_offset].decode("utf-8"))
 
@@ -64,7 +60,7 @@ def _hit(norm: Normalized, data: bytes, compiled: CompiledSignal, regex) -> Sign
     """The signal's first uncancelled match in ``data`` (``norm.text`` as UTF-8: the re2 wrapper re-encodes a
     str and maps offsets back on every call, which cost more than the matching)."""
     match = regex.search(data)
-    cues = _CANCELLING_CUES.get(compiled.signal.verdict)
+    cues = CANCELLING_CUES.get(compiled.signal.verdict)
     if cues:
         # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
         while match is not None and (
