@@ -281,14 +281,27 @@ def bench_topics(
 CONFIDENCE_BANDS = ((0.0, 0.6), (0.6, 0.8), (0.8, 1.01))
 
 
-def calibration(analyze: Callable[[str], Any], rows: list[Any]) -> list[tuple[str, int, float]]:
+def evaluate_keeping(
+    rows: list[Any], analyze: Callable[[str], Any], outcomes: list[tuple[float, bool]]
+) -> dict[str, Any]:
+    """``bot.evaluate`` on ``rows`` (misses dropped: rows are never printed), also adding each labelled row's
+    (confidence, right) to ``outcomes`` for the calibration rows, without analysing anything twice."""
+    from bot.evaluate import evaluate
+
+    results: dict[str, Any] = {}
+
+    def analyze_and_keep(text: str) -> Any:
+        results[text] = analyze(text)
+        return results[text]
+
+    report = evaluate(rows, analyze_and_keep)
+    report.pop("misses", None)
+    outcomes += [(results[r.text].confidence, results[r.text].verdict in r.accept) for r in rows if r.accept]
+    return report
+
+
+def calibration(outcomes: list[tuple[float, bool]]) -> list[tuple[str, int, float]]:
     """Per confidence band: how many verdicts fell in it and the share of them that were right."""
-    outcomes = [
-        (result.confidence, result.verdict in row.accept)
-        for row in rows
-        if row.accept
-        for result in [analyze(row.text)]
-    ]
     bands = []
     for low, high in CONFIDENCE_BANDS:
         inside = [right for confidence, right in outcomes if low <= confidence < high]
@@ -675,7 +688,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log("loading knowledge and warming up the engine")
     from bot.core import Analyzer
-    from bot.evaluate import evaluate, parse_rows
+    from bot.evaluate import parse_rows
     from bot.knowledge import load_knowledge
 
     analyzer = Analyzer(load_knowledge())
@@ -693,24 +706,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["topics"], info["phrasings"] = bench_topics(analyzer, questions, args.rounds)
     info["wins"] = baseline_wins(info["topics"], questions)
 
+    outcomes: list[tuple[float, bool]] = []  # (confidence, right) of every labelled message
     info["dev"] = None
     if args.dev_messages.exists():
         log(f"verdicts on {args.dev_messages}")
         rows = parse_rows(args.dev_messages.read_text(encoding="utf-8").splitlines())
-        report = evaluate(rows, analyzer.analyze)
-        report.pop("misses", None)  # third-party rows are never printed
+        report = evaluate_keeping(rows, analyzer.analyze, outcomes)
         report["latency"] = engine_latency(analyzer.analyze, [row.text for row in rows], args.rounds)
         info["dev"] = report
     info["message_sets"] = []
-    labelled = list(rows) if info["dev"] is not None else []
     for path in args.messages or MESSAGE_SETS:
         log(f"verdicts on {path}")
         set_rows = parse_rows(path.read_text(encoding="utf-8").splitlines())
-        labelled += set_rows
-        report = evaluate(set_rows, analyzer.analyze)
-        report.pop("misses", None)
-        info["message_sets"].append((path.name, report))
-    info["calibration"] = calibration(analyzer.analyze, labelled), len(labelled)
+        info["message_sets"].append((path.name, evaluate_keeping(set_rows, analyzer.analyze, outcomes)))
+    info["calibration"] = calibration(outcomes), len(outcomes)
 
     log("analysing one 200 KB message")
     info["long"] = bench_long_message(analyzer)
