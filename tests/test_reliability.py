@@ -21,6 +21,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ import pytest
 from bot.adapters.telegram import OPERATOR_ONLY
 from bot.store import keyed_hash
 from tests.fake_bot_api import BOT_USERNAME, TOKEN, FakeBotAPI, buttons, callback, message
-from tests.helpers import child_env
+from tests.helpers import child_env, free_port, post_update, wait_listening
 
 SECRET = "reliability-user-hash-secret-0123456789"
 USER, FORGETFUL, NOSY, OPERATOR = 7001, 7002, 7003, 7004
@@ -453,6 +454,107 @@ def test_kill_9_mid_stream_then_a_restart_loses_nothing_and_answers_only_in_flig
     assert redelivered, "Telegram re-delivered nothing: the killed bot had confirmed updates it never handled"
     stderr = bot.stderr
     assert TOKEN.encode() not in stderr and b"Traceback" not in stderr
+
+
+# --- kill -9 with the webhook --------------------------------------------------------------------------
+
+
+def test_webhook_answers_only_handled_updates_so_a_kill_9_loses_none(tmp_path):
+    """Telegram re-sends a webhook update until it gets a 2xx. A 200 given only after handling means a
+    kill -9 can cost an update its answer but never lose it: what got no 200 comes again and is handled."""
+    fake = SlowSends(delay=0.3)
+    port = free_port()
+    hook = {
+        "TELEGRAM_WEBHOOK_URL": f"http://127.0.0.1:{port}/tg/hook",
+        "TELEGRAM_WEBHOOK_LISTEN": f"127.0.0.1:{port}",
+    }
+    bot = Bot(fake, serve(fake), tmp_path, **hook).start()
+    bodies = [
+        {"update_id": i + 1}
+        | message(9100 + i, 9100 + i, f"【XX金融】第{i + 1}位客户：您已逾期{i + 3}天，再不还款就爆你通讯录。")
+        for i in range(12)
+    ]
+    statuses: dict[int, int | None] = {}
+
+    def deliver(body: dict[str, Any]) -> None:
+        statuses[body["update_id"]] = post_update(port, body, None)
+
+    try:
+        assert bot.proc is not None
+        wait_listening(port, bot.proc)
+        posts = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
+        for post in posts:
+            post.start()
+        fake.wait_for(lambda: len(fake.calls_of("sendMessage")) >= 3, 30, "the first answers")
+        bot.kill9()
+        for post in posts:
+            post.join(30)
+        acknowledged = {u for u, status in statuses.items() if status == 200}
+        assert acknowledged and len(acknowledged) < len(bodies), statuses  # the kill came mid-stream
+        keys = {
+            keyed_hash(
+                SECRET.encode(), f"telegram:{b['message']['chat']['id']}:{b['message']['message_id']}"
+            ): b
+            for b in bodies
+        }
+        logged_at_kill = {k for (k,) in bot.rows("SELECT message_key FROM cases")}
+        assert {keys[k]["update_id"] for k in logged_at_kill if k in keys} >= acknowledged
+
+        bot.start()
+        wait_listening(port, bot.proc)
+        for body in bodies:  # Telegram's re-delivery of everything that got no 200
+            if body["update_id"] not in acknowledged:
+                assert post_update(port, body, None) == 200
+        assert bot.stop() == 0
+    finally:
+        if bot.proc is not None and bot.proc.poll() is None:
+            bot.kill9()
+        fake.stop()
+
+    logged = Counter(k for (k,) in bot.rows("SELECT message_key FROM cases"))
+    assert {k: logged[k] for k in keys} == dict.fromkeys(keys, 1)  # every message logged exactly once
+    answered = {m["chat_id"] for m in fake.sent()}
+    assert answered == {b["message"]["chat"]["id"] for b in bodies}  # and every chat answered
+    assert bot.rows("PRAGMA integrity_check") == [("ok",)]
+    stderr = bot.stderr
+    assert TOKEN.encode() not in stderr and b"Traceback" not in stderr
+
+
+def test_webhook_stop_finishes_the_updates_in_hand_and_answers_them(tmp_path):
+    fake = SlowSends(delay=0.4)
+    port = free_port()
+    bot = Bot(
+        fake,
+        serve(fake),
+        tmp_path,
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/tg/hook",
+        TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+    ).start()
+    bodies = [
+        {"update_id": i + 1} | message(9200 + i, 9200 + i, f"第{i + 1}条：你再不还钱就等着坐牢")
+        for i in range(4)
+    ]
+    statuses: dict[int, int | None] = {}
+    try:
+        assert bot.proc is not None
+        wait_listening(port, bot.proc)
+        posts = [
+            threading.Thread(target=lambda b=b: statuses.update({b["update_id"]: post_update(port, b, None)}))
+            for b in bodies
+        ]
+        for post in posts:
+            post.start()
+        fake.wait_for(lambda: bot.db.exists() and bot.rows("SELECT count(*) FROM cases")[0][0], 30, "a case")
+        bot.proc.send_signal(signal.SIGTERM)
+        for post in posts:
+            post.join(30)
+        assert bot.proc.wait(30) == 0
+    finally:
+        if bot.proc is not None and bot.proc.poll() is None:
+            bot.kill9()
+        fake.stop()
+    assert statuses == dict.fromkeys(range(1, 5), 200)
+    assert len(fake.sent()) == 4 and bot.rows("SELECT count(*) FROM cases") == [(4,)]
 
 
 # --- a Bot API that hangs for a while --------------------------------------------------------------------

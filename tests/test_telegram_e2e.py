@@ -8,16 +8,12 @@ without the secret token, and start-up failures. Nothing leaves 127.0.0.1.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +32,7 @@ from tests.fake_bot_api import (
     sticker,
     utf16_len,
 )
-from tests.helpers import ROOT, BotChild, child_env
+from tests.helpers import ROOT, BotChild, child_env, free_port, post_update, wait_listening
 
 SECRET = "e2e-user-hash-secret-0123456789abcdef"
 ALLOWED_METHODS = {
@@ -273,35 +269,6 @@ def test_sigint_stops_cleanly_and_every_case_was_logged(polling):
 # --- webhook ----------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
-def post_update(port: int, body: dict[str, Any], secret: str | None) -> int:
-    headers = {"Content-Type": "application/json"}
-    if secret is not None:
-        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
-    data = json.dumps(body).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/tg/hook", data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 @pytest.mark.parametrize("secret", ["wh-Secret_123", None])
 def test_webhook_mode_with_and_without_secret(tmp_path, secret):
     fake = FakeBotAPI()
@@ -325,8 +292,12 @@ def test_webhook_mode_with_and_without_secret(tmp_path, secret):
             assert post_update(port, update, None) == 403
             assert post_update(port, update, "wrong") == 403
         assert post_update(port, update, secret) == 200
-        [sent] = wait_sent(fake, 30)
+        # Answered only once handled: the reply is sent and the case logged before Telegram gets its 200.
+        [sent] = fake.sent(30)
         assert "违法催收" in sent["text"] and buttons(sent)
+        assert bot.rows("SELECT count(*) FROM cases") == [(1,)]
+        assert post_update(port, {"nothing": "here"}, secret) == 400  # not an update
+        assert post_update(port, [1, 2], secret) == 400
         assert not fake.calls_of("getUpdates", ok_only=False)
     finally:
         assert bot.stop() == 0

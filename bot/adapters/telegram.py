@@ -59,6 +59,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot.adapters.telegram_polling import run_polling
+from bot.adapters.telegram_webhook import WebhookConfig, run_webhook
 from bot.core import Analysis, Reply
 from bot.core.complaint import Draft
 from bot.core.redact import redact
@@ -404,15 +405,6 @@ def _html_to_plain(part: str) -> str:
 
 
 # --- settings -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    url: str
-    url_path: str
-    host: str
-    port: int
-    secret: str | None
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -1445,14 +1437,7 @@ def run_telegram(settings: Settings, service: Service) -> None:
         log.warning("telegram: TELEGRAM_WEBHOOK_SECRET is unset: anyone who finds the URL can post updates")
     log.info("telegram: webhook %s, listening on %s:%s", hook.url, hook.host, hook.port)
     try:
-        app.run_webhook(
-            listen=hook.host,
-            port=hook.port,
-            url_path=hook.url_path,
-            webhook_url=hook.url,
-            secret_token=hook.secret,
-            allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=3,
-        )
+        # Not app.run_webhook: it answers Telegram before handling an update (lost on a crash).
+        run_webhook(app, loop, hook, allowed_updates=ALLOWED_UPDATES, concurrency=CONCURRENT_UPDATES)
     except OSError as exc:
         raise TelegramStartError(f"cannot listen on {hook.host}:{hook.port}: {exc.strerror or exc}") from None

@@ -17,8 +17,7 @@ keyed hash of channel, chat and message id) and the adapter does not answer them
   long poll. At most one page (100 updates) is held unconfirmed; with a full page in hand, the next call
   waits until a quarter of it is confirmable.
 
-Webhook mode is python-telegram-bot's own: it answers Telegram's POST before handling the update, so there
-a crash still loses the updates queued at that moment.
+Webhook mode (``telegram_webhook``) keeps the same promise by answering Telegram's POST only after handling.
 """
 
 from __future__ import annotations
@@ -39,20 +38,13 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 from telegram.request import BaseRequest, HTTPXRequest
 
+from bot.adapters.telegram_updates import ChatOrderedRunner, read_update
+
 log = logging.getLogger(__name__)
 
 PAGE = 100  # getUpdates' maximum ``limit``
 READ_SLACK = 5.0  # seconds a long poll may take beyond its ``timeout``
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _chat_key(update: Update) -> object:
-    """Updates with the same key are handled in order; ``None``: no order needed."""
-    if update.effective_chat is not None:
-        return update.effective_chat.id
-    if update.effective_user is not None:
-        return ("user", update.effective_user.id)
-    return None
 
 
 def _seconds(value: Any) -> float:
@@ -82,10 +74,9 @@ class ConfirmingPoller:
         self.busy_interval = busy_interval
         self.stop_grace = stop_grace
         self.request = request or HTTPXRequest(connection_pool_size=1, read_timeout=READ_SLACK)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._runner = ChatOrderedRunner(app, concurrency)
         self._pending: dict[int, asyncio.Task[None]] = {}  # update_id -> its task, until handled
         self._done: set[int] = set()  # handled, not yet confirmed (they come back with the next page)
-        self._last_of_chat: dict[object, asyncio.Task[None]] = {}
         self._next: int | None = None  # one more than the last update_id received
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()  # set whenever an update has been handled
@@ -107,31 +98,16 @@ class ConfirmingPoller:
     # -- handling --
 
     def _take(self, update: Update) -> None:
-        key = _chat_key(update)
-        previous = self._last_of_chat.get(key) if key is not None else None
-        task = asyncio.create_task(self._handle(update, previous), name=f"update-{update.update_id}")
+        task = self._runner.submit(update)
         self._pending[update.update_id] = task
-        if key is not None:
-            self._last_of_chat[key] = task
-        task.add_done_callback(functools.partial(self._finished, update.update_id, key))
+        task.add_done_callback(functools.partial(self._finished, update.update_id))
 
-    def _finished(self, update_id: int, key: object, task: asyncio.Task[None]) -> None:
+    def _finished(self, update_id: int, task: asyncio.Task[None]) -> None:
         if task.cancelled():
             return  # not handled (cancelled at stop): stays unconfirmed, so Telegram sends it again
         self._pending.pop(update_id, None)
         self._done.add(update_id)
         self._progress.set()
-        if key is not None and self._last_of_chat.get(key) is task:
-            del self._last_of_chat[key]
-
-    async def _handle(self, update: Update, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # the chat's earlier update first; its errors are its own
-        async with self._slots:
-            try:
-                await self.app.process_update(update)  # handler errors go to the error handler
-            except Exception:
-                log.exception("telegram: update %s could not be processed", update.update_id)
 
     # -- waiting --
 
@@ -181,15 +157,10 @@ class ConfirmingPoller:
             if update_id in self._pending or update_id in self._done:
                 known += 1
                 continue
-            try:
-                update = Update.de_json(data, self.app.bot)
-            except Exception:
-                log.exception("telegram: update %s could not be read; skipped", update_id)
-                self._done.add(update_id)
+            update = read_update(data, self.app)
+            if update is None:
+                self._done.add(update_id)  # unreadable: confirmed, or it would come back forever
                 continue
-            insert = getattr(self.app.bot, "insert_callback_data", None)
-            if insert is not None:
-                insert(update)
             self._take(update)
         if page and isinstance(page[-1].get("update_id"), int):
             self._next = page[-1]["update_id"] + 1
