@@ -1,0 +1,65 @@
+"""The safety check (bot/core/safety.py) on texts of our own; the blind sets are scored by the benchmark."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.normalize import normalize
+from bot.core.safety import detect_crisis
+
+
+def crisis(text: str) -> bool:
+    return detect_crisis(normalize(text).text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "欠了四十万，这日子过不下去了，真不想活了",
+        "我想死，谁都别劝我",
+        "死了反而是种解脱吧，欠的钱也不用还了",
+        "在楼顶站了半天，风很大",
+        "药已经攒够了，就等周末",
+        "手腕上又多了几道，是我自己划的",
+        "遗书写好了，放在抽屉里",
+        "把我家狗托付给室友了，以后就拜托他了",
+        "我老婆说还不上就跳江，我现在很怕",
+        "活着真没意思，每天睁眼就是催收",
+        "我这种人活着就是拖累家里",
+        "我。不想。再活了",
+        "同事转给我他发的朋友圈“永别了，各位”，人找不到了",
+        "催收说“你还不如去死”，我想了想，他说得对",
+        "如果我出事了，保险够不够还债",
+        "網貸逾期半年，真的不想活了",  # Traditional characters
+        "ｗｏ真的想死，欠太多了",  # full-width letters
+    ],
+)
+def test_despair_in_its_many_forms_is_caught(text):
+    assert crisis(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "笑死，催收说要给我寄律师函",
+        "想死你了，过年回来吃饭",
+        "累死了，今天加班到十点",
+        "吓死我了，这短信是真的吗",
+        "气死我了，他们又打给我妈",
+        "催收短信：“不还钱就等着跳楼吧”，这个能报警吗",  # the collector's words, quoted
+        "你个老赖装死是吧，明天去你单位",  # a forwarded insult
+        "新闻说有人被网贷逼得跳河，催收公司要坐牢吗",  # news, no worry for oneself
+        "我爸去世了，他的信用卡要我还吗",  # inheritance: a question of law
+        "借款人死亡后债务由谁偿还",
+        "压力好大，不知道怎么办，能协商吗",
+        "拼死拼活一年还是没还完",
+        "我不想活得这么憋屈，明天就去跟银行谈",
+        "",
+    ],
+)
+def test_idioms_quotes_news_and_law_are_not_crises(text):
+    assert not crisis(text)
+
+
+def test_news_told_with_worry_for_oneself_is_a_crisis():
+    assert crisis("看到新闻有人欠网贷跳楼了，我也想这样")
