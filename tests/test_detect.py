@@ -43,3 +43,25 @@ def test_a_denial_inside_the_phrase_cancels_a_scam_sign(analyzer):
 def test_a_spoofed_anti_fraud_sender_does_not_excuse_a_transfer_request(analyzer):
     result = analyzer.analyze("【96110】您的银行卡涉及诈骗资金，请立即将余额转入临时监管账户配合调查。")
     assert result.verdict == "scam"
+
+
+def test_pinyin_spelled_to_dodge_filters_is_read_back_and_quoted_as_written(analyzer):
+    result = analyzer.analyze("你的白tiao还没zhu销，会影响征xin，联系客服处理")
+    assert result.verdict == "scam"
+    quotes = [hit.evidence for hit in result.signals]
+    assert any("tiao" in q or "zhu销" in q for q in quotes), quotes  # the user's own words, not 白条/注销
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("请登录 jiebei-fh.com 完成复核", "jiebei-fh.com"),
+        ("我的邮箱是 xin@qq.com 谢谢", "xin@qq.com"),
+        ("today好忙", "today"),
+    ],
+)
+def test_pinyin_in_addresses_and_apart_from_chinese_is_left_alone(text, kept):
+    from bot.core.detect import detection_view
+    from bot.core.normalize import normalize
+
+    assert kept in detection_view(normalize(text)).text

@@ -85,9 +85,52 @@ def _hit(norm: Normalized, data: bytes, compiled: CompiledSignal, regex) -> Sign
 _THOUSANDS = re.compile(r"(?<=[0-9]),(?=[0-9]{3}(?![0-9]))")
 
 
+# Syllables that scams spell in pinyin to slip past keyword filters ("白tiao未zhu销会影响征xin"), read back as
+# the characters they stand for when they touch Chinese text.
+_PINYIN_DODGES = {
+    "tiao": "条", "zhu": "注", "xiao": "销", "xin": "信", "zheng": "征", "dai": "贷", "huan": "还",
+    "kuan": "款", "cui": "催", "shou": "收", "jie": "借", "bei": "呗", "hua": "花", "zhuan": "转",
+    "zhang": "账", "dong": "冻", "fa": "法", "yuan": "院", "jing": "警", "qian": "钱", "ka": "卡",
+}  # fmt: skip
+_SYLLABLES = "|".join(sorted(_PINYIN_DODGES, key=len, reverse=True))
+# Not inside a web address or a word: "登录jiebei-fh.com" keeps its lookalike domain.
+_DODGE = re.compile(
+    rf"(?<=[\u4e00-\u9fff])(?:{_SYLLABLES})+(?![a-z0-9./_@-])|(?<![a-z0-9./_:@-])(?:{_SYLLABLES})+(?=[\u4e00-\u9fff])"
+)
+_SYLLABLE = re.compile(_SYLLABLES)
+
+
+def _read_pinyin_dodges(norm: Normalized) -> Normalized:
+    if not _DODGE.search(norm.text):
+        return norm
+    text: list[str] = []
+    offsets: list[int] = []
+    ends: list[int] = []
+    last = 0
+
+    def keep(a: int, b: int) -> None:
+        text.extend(norm.text[a:b])
+        offsets.extend(norm.offsets[a:b])
+        ends.extend(o + 1 for o in norm.offsets[a:b])
+
+    for run in _DODGE.finditer(norm.text):
+        keep(last, run.start())
+        for syllable in _SYLLABLE.finditer(run.group()):
+            a, b = run.start() + syllable.start(), run.start() + syllable.end()
+            text.append(_PINYIN_DODGES[syllable.group()])
+            offsets.append(norm.offsets[a])
+            ends.append(norm.offsets[b - 1] + 1)
+        last = run.end()
+    keep(last, len(norm.text))
+    return Normalized(norm.original, "".join(text), tuple(offsets), tuple(ends))
+
+
 def detection_view(norm: Normalized) -> Normalized:
+    """What the signals read: thousands separators hidden from clause windows, pinyin dodges read back."""
     text = _THOUSANDS.sub("_", norm.text)
-    return norm if text == norm.text else dataclasses.replace(norm, text=text)
+    if text != norm.text:
+        norm = dataclasses.replace(norm, text=text)
+    return _read_pinyin_dodges(norm)
 
 
 def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple[SignalHit, ...]:

@@ -30,15 +30,19 @@ class Normalized:
     text: str
     # offsets[i] is the index in ``original`` of the character that produced ``text[i]``.
     offsets: tuple[int, ...]
+    # ends[i], when given, is where that stretch of ``original`` ends (one character of text standing for
+    # several of the original, as in a detection view's 条 for "tiao"); else the character after offsets[i].
+    ends: tuple[int, ...] | None = None
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a half-open span of ``text`` to the smallest span of ``original`` that produced it."""
         if not self.text or start >= end:
             return (0, 0)
         first = self.offsets[start]
-        last = self.offsets[end - 1]
+        if self.ends is not None:
+            return first, self.ends[end - 1]
         # Extend to the end of the last original character (an NFKC expansion maps many to one).
-        return first, last + 1
+        return first, self.offsets[end - 1] + 1
 
     def quote(self, start: int, end: int) -> str:
         a, b = self.original_span(start, end)
