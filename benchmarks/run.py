@@ -51,6 +51,8 @@ QUESTION_SETS = sorted(DATA.glob("questions*.jsonl"))
 DEV_MESSAGES = ROOT.parent / "shared" / "eval" / "dev_messages.jsonl"
 # Our own labelled messages, written by people who had not seen the lexicon (scored beside the dev set).
 MESSAGE_SETS = sorted(DATA.glob("messages_fresh*.jsonl"))
+# Texts labelled for the safety check ({"id", "text", "crisis": bool}), written without seeing the check.
+CRISIS_SETS = sorted(DATA.glob("crisis_texts*.jsonl"))
 # The text for cold-start runs: a typical pasted collection SMS (written here, not taken from any data set).
 PROBE_TEXT = "【某某金融】您的借款已逾期30天，我司将安排专员上门核实您的还款能力，请尽快处理。"
 LONG_MESSAGE_BYTES = 200 * 1024
@@ -298,6 +300,15 @@ def evaluate_keeping(
     report.pop("misses", None)
     outcomes += [(results[r.text].confidence, results[r.text].verdict in r.accept) for r in rows if r.accept]
     return report
+
+
+def score_crisis(analyzer: Any, rows: list[dict[str, Any]]) -> tuple[int, int, int, int]:
+    """(caught, cries for help, flagged, look-alikes): the analysis's ``crisis`` flag, as a user gets it."""
+    flagged = [(row["crisis"], analyzer.analyze(row["text"]).crisis) for row in rows]
+    cries = sum(1 for want, _ in flagged if want)
+    caught = sum(1 for want, got in flagged if want and got)
+    alarms = sum(1 for want, got in flagged if not want and got)
+    return caught, cries, alarms, len(flagged) - cries
 
 
 def calibration(outcomes: list[tuple[float, bool]]) -> list[tuple[str, int, float]]:
@@ -562,6 +573,11 @@ def render(info: dict[str, Any], details: bool = False) -> str:
             f" | {f3(report['verdict_accuracy'])} / {f3(report['scam_recall'])} / {f3(report['false_alarm_rate'])}"
             " | | | – | |"
         )
+    for set_name, (caught, cries, alarms, calm) in info["crisis_sets"]:
+        add(
+            f"| safety check on `{set_name}`: cries for help caught / look-alikes flagged"
+            f" | {caught}/{cries} ({caught / cries:.2f}) / {alarms}/{calm} ({alarms / calm:.2f}) | | | – | |"
+        )
     bands, n_labelled = info["calibration"]
     add(
         f"| verdicts right, by confidence band, all {n_labelled} labelled messages | "
@@ -720,6 +736,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_rows = parse_rows(path.read_text(encoding="utf-8").splitlines())
         info["message_sets"].append((path.name, evaluate_keeping(set_rows, analyzer.analyze, outcomes)))
     info["calibration"] = calibration(outcomes), len(outcomes)
+    info["crisis_sets"] = []
+    for path in CRISIS_SETS:
+        log(f"safety check on {path}")
+        info["crisis_sets"].append((path.name, score_crisis(analyzer, read_jsonl(path))))
 
     log("analysing one 200 KB message")
     info["long"] = bench_long_message(analyzer)
