@@ -341,8 +341,10 @@ class Service:
         reply = compose_topic_reply(kb, topic)
         return Outgoing(reply.as_text(), reply)
 
-    def record_feedback(self, case_id: int, helpful: bool) -> bool:
-        return self.store.set_feedback(case_id, "up" if helpful else "down")
+    def record_feedback(self, case_id: int, helpful: bool, user_id: str | None = None) -> bool:
+        """False when the case is gone or, given ``user_id``, is not that user's: in a group only the person
+        asked for can rate the answer, and a forged button cannot rate someone else's case."""
+        return self.store.set_feedback(case_id, "up" if helpful else "down", user_id)
 
     def forget_user(self, user_id: str, chat_id: str | None = None) -> int:
         with self._lock:

@@ -94,6 +94,10 @@ def test_feedback(store, analyzer):
     assert store.set_feedback(case_id, "down")
     assert store.get_case(case_id)["feedback"] == "down"
     assert not store.set_feedback(999, "up")
+    assert not store.set_feedback(case_id, "up", user_id="someone-else")  # only the asker rates
+    assert store.get_case(case_id)["feedback"] == "down"
+    assert store.set_feedback(case_id, "up", user_id="u")
+    assert store.get_case(case_id)["feedback"] == "up"
 
 
 def test_integrity(store):

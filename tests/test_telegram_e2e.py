@@ -140,6 +140,24 @@ def test_buttons_work_feedback_is_stored_in_sqlite(polling):
     assert len(wait_sent(fake, 11, 2)) == 2
 
 
+def test_in_a_group_only_the_asker_can_rate_the_answer(polling):
+    fake, bot = polling
+    group = GROUP - 1
+    fake.push(message(group, 71, f"@{BOT_USER['username']} {SMS}"))
+    [sent] = wait_sent(fake, group)
+    case_id = case_id_of(sent)
+    EXTRA_CASES.append(case_id)
+    answered = len(fake.calls_of("answerCallbackQuery"))
+    fake.push(callback(group, 72, f"fb:{case_id}:0", sent))  # a bystander (or a forged button) presses 👎
+    [answer] = fake.wait_for(
+        lambda: fake.calls_of("answerCallbackQuery")[answered:], what="the bystander's answer"
+    )
+    assert "只有提问的人" in answer.params["text"]
+    assert bot.rows("SELECT feedback FROM cases WHERE id = ?", (case_id,)) == [(None,)]
+    fake.push(callback(group, 71, f"fb:{case_id}:1", sent))
+    fake.wait_for(lambda: bot.rows("SELECT feedback FROM cases WHERE id = ?", (case_id,)) == [("up",)], 5)
+
+
 def test_sticker_gets_a_helpful_reply(polling):
     fake, _ = polling
     fake.push(sticker(12, 12))

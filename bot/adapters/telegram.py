@@ -142,6 +142,7 @@ STALE = "这条消息有点久了，请重新发送短信或问题。"
 NO_ALTERNATIVES = "没有更接近的其他问题了，换个说法问问我吧。"
 FEEDBACK_THANKS = {True: "谢谢！已记下：这条回答有帮助。", False: "谢谢，已记下。我们会据此改进。"}
 FEEDBACK_GONE = "这条记录已经删除了。"
+FEEDBACK_NOT_YOURS = "只有提问的人可以评价这条回答（或这条记录已经删除了）。"
 BOT_COMMANDS = [
     ("start", "开始使用"),
     ("help", "怎么用"),
@@ -1216,8 +1217,8 @@ class TelegramChannel:
             await self._call(query.answer)
             return
         helpful = value == "1"
-        stored = await self._run(self.service.record_feedback, int(case), helpful)
-        await self._call(query.answer, text=FEEDBACK_THANKS[helpful] if stored else FEEDBACK_GONE)
+        stored = await self._run(self.service.record_feedback, int(case), helpful, str(query.from_user.id))
+        await self._call(query.answer, text=FEEDBACK_THANKS[helpful] if stored else FEEDBACK_NOT_YOURS)
         if stored:
             await self._edit_keyboard(query, bot, "fb:")
 

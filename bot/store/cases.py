@@ -169,9 +169,13 @@ class CaseStore:
         rows = list(self.db.query("SELECT * FROM cases WHERE id = ?", [case_id]))
         return case_json(rows[0]) if rows else None
 
-    def set_feedback(self, case_id: int, feedback: str) -> bool:
+    def set_feedback(self, case_id: int, feedback: str, user_id: str | None = None) -> bool:
+        """Store 👍/👎 on a case; with ``user_id``, only on a case of that user's (False otherwise)."""
+        sql, params = "UPDATE cases SET feedback = ? WHERE id = ?", [feedback, case_id]
+        if user_id is not None:
+            sql, params = sql + " AND user_hash = ?", [*params, self.user_hash(user_id)]
         with self.db.conn:
-            cur = self.db.execute("UPDATE cases SET feedback = ? WHERE id = ?", [feedback, case_id])
+            cur = self.db.execute(sql, params)
         return cur.rowcount > 0
 
     def delete_user_cases(self, user_id: str) -> int:
