@@ -154,17 +154,28 @@ class Service:
             recent.append(_Recent(case_id, analysis, text, self._clock(), incoming.forwarded_at))
         return Outgoing(analysis.reply.as_text(), analysis.reply, analysis, case_id)
 
-    def handle_image(self, incoming: Incoming, image: bytes) -> Outgoing | None:
+    def admit_image(self, incoming: Incoming) -> tuple[bool, Outgoing | None]:
+        """The rate check for a screenshot, before it is fetched, so a flood of pictures costs no downloads:
+        ``(True, None)`` to go on (then :meth:`handle_image` with ``admitted=True``), else ``(False, what to
+        answer)``: the notice the first time over the limit, then None; the throttled case is logged."""
+        verdict_on_rate = self._check_rate(incoming.user_id)
+        if verdict_on_rate == "ok":
+            return True, None
+        self._log(incoming, IMAGE_CASE_TEXT, None, throttled=True)
+        return False, Outgoing(THROTTLED_NOTICE) if verdict_on_rate == "notify" else None
+
+    def handle_image(self, incoming: Incoming, image: bytes, *, admitted: bool = False) -> Outgoing | None:
         """Answer a screenshot: read its text on this machine, then answer that like a pasted message.
 
         Blocking (about a second; the OCR models load on the first image): call it off the event loop.
         ``incoming.text`` (a caption) is not analysed. Rate-limited and logged like :meth:`handle` (``None``:
-        throttled); the reply starts with the text that was read, redacted, also given as ``read_text``.
+        throttled) unless :meth:`admit_image` already let it in; the reply starts with the text that was
+        read, redacted, also given as ``read_text``.
         """
-        verdict_on_rate = self._check_rate(incoming.user_id)
-        if verdict_on_rate != "ok":
-            self._log(incoming, IMAGE_CASE_TEXT, None, throttled=True)
-            return Outgoing(THROTTLED_NOTICE) if verdict_on_rate == "notify" else None
+        if not admitted:
+            go_on, answer = self.admit_image(incoming)
+            if not go_on:
+                return answer
         try:
             read = self._screenshot_reader().read(image)
         except OcrUnavailable as exc:

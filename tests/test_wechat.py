@@ -639,3 +639,30 @@ def test_a_screenshot_is_downloaded_read_and_judged(analyzer, tmp_path, monkeypa
         endpoint.close()
         pictures.shutdown()
         pictures.server_close()
+
+
+def test_a_flood_of_pictures_is_throttled_before_anything_is_downloaded(analyzer, tmp_path, monkeypatch):
+    from bot.ocr import ReadResult, ScreenshotReader
+
+    class Reader(ScreenshotReader):
+        def read(self, image: bytes) -> ReadResult:
+            return ReadResult("再不还钱就爆你通讯录", (), 1080, 2340, 0.1)
+
+    fetched: list[str] = []
+    monkeypatch.setattr(wechat, "download_image", lambda url: fetched.append(url) or b"picture")
+    store = CaseStore(tmp_path / "cases.db", b"test-key")
+    service = Service(analyzer, store, user_rate_limit=3, screenshots=Reader())
+    channel = WeChatChannel(service, Settings(_env_file=None, WECHAT_TOKEN=TOKEN))  # type: ignore[call-arg]
+    channel.images = True  # as when the OCR extra is installed; the reader above stands in for it
+    answers = [
+        channel.answer(
+            {"FromUserName": "oFlood", "MsgType": "image", "PicUrl": f"http://x/{i}.jpg", "MsgId": str(i)}
+        )
+        for i in range(10)
+    ]
+    assert len(fetched) == 3  # only the pictures within the limit were fetched
+    assert all("违法催收" in a for a in answers[:3] if a) and THROTTLED_NOTICE in (answers[3] or "")
+    assert answers[4:] == [None] * 6  # throttled quietly after the one notice
+    assert store.count() == 10  # every picture logged, the throttled ones marked so
+    assert store.db.execute("SELECT count(*) FROM cases WHERE throttled = 1").fetchone()[0] == 7
+    store.close()

@@ -717,12 +717,16 @@ class TelegramChannel:
             forwarded_at=forwarded_at,
         )
         async with self._lock(incoming.chat_id):
-            async with self._typing(bot, message.chat.id):
-                data = await self._download(bot, source)
-                if isinstance(data, bytes):
-                    out = await self._run(self.service.handle_image, incoming, data)
-                else:
-                    out = Outgoing(data + "\n\n" + MEDIA_HOW)
+            admitted, out = await self._run(self.service.admit_image, incoming)  # before any download
+            if admitted:
+                async with self._typing(bot, message.chat.id):
+                    data = await self._download(bot, source)
+                    if isinstance(data, bytes):
+                        out = await self._run(
+                            functools.partial(self.service.handle_image, admitted=True), incoming, data
+                        )
+                    else:
+                        out = Outgoing(data + "\n\n" + MEDIA_HOW)
             if out is not None and not out.duplicate:
                 await self._answer(bot, message, out, _forward_note(forwarded_at))
 

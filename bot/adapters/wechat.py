@@ -733,11 +733,14 @@ class WeChatChannel:
         return FORGOTTEN.format(count=count)
 
     def _on_image(self, user: str, st: _UserState, msg: Mapping[str, str]) -> str | None:
-        data = download_image(msg.get("PicUrl", ""))
-        if data is None:
-            return IMAGE_FAILED + "\n\n" + MEDIA_HOW
-        handle_image = getattr(self.service, "handle_image")  # noqa: B009 (optional, checked at start)
-        out = handle_image(Incoming(CHANNEL, user, user, "", msg.get("MsgId")), data)
+        incoming = Incoming(CHANNEL, user, user, "", msg.get("MsgId"))
+        admitted, out = self.service.admit_image(incoming)  # a flood of pictures costs no downloads
+        if admitted:
+            data = download_image(msg.get("PicUrl", ""))
+            if data is None:
+                return IMAGE_FAILED + "\n\n" + MEDIA_HOW
+            handle_image = getattr(self.service, "handle_image")  # noqa: B009 (optional, checked at start)
+            out = handle_image(incoming, data, admitted=True)
         return self._on_outgoing(st, out, getattr(out, "read_text", None))
 
 
