@@ -30,6 +30,11 @@ def crisis(text: str) -> bool:
         "同事转给我他发的朋友圈“永别了，各位”，人找不到了",
         "催收说“你还不如去死”，我想了想，他说得对",
         "如果我出事了，保险够不够还债",
+        "外公走了以后没人管我了，欠了一身债，好想去找他",
+        "钱的事交代清楚了，我的游戏装备也都送给我弟了",
+        "今晚去江边，不打算回来了",
+        "我妹说“要是我不在了你们别难过”，她欠了很多网贷",
+        "想给自己买个意外险，再出点意外，爸妈就能还上债",
         "網貸逾期半年，真的不想活了",  # Traditional characters
         "ｗｏ真的想死，欠太多了",  # full-width letters
     ],
@@ -53,6 +58,10 @@ def test_despair_in_its_many_forms_is_caught(text):
         "借款人死亡后债务由谁偿还",
         "压力好大，不知道怎么办，能协商吗",
         "拼死拼活一年还是没还完",
+        "刷题刷到想死，考完请自己喝奶茶",
+        "【XX保险】您的意外险保单已生效，理赔请拨打客服电话",
+        "把狗托付给邻居照看几天，我去外地出差",
+        "紫砂壶能卖多少钱，想先还点信用卡",
         "我不想活得这么憋屈，明天就去跟银行谈",
         "",
     ],
@@ -63,3 +72,9 @@ def test_idioms_quotes_news_and_law_are_not_crises(text):
 
 def test_news_told_with_worry_for_oneself_is_a_crisis():
     assert crisis("看到新闻有人欠网贷跳楼了，我也想这样")
+
+
+def test_a_long_text_is_read_to_its_end_quickly_enough():
+    long_text = "你装死是吧，欠钱不还。" * 15000 + "我真的不想活了"
+    assert crisis(long_text)
+    assert not crisis("你装死是吧，欠钱不还。" * 15000)
