@@ -107,6 +107,8 @@ _MODAL_BEFORE = re.compile(r"可以|可不可以|能不能|能否|能|会不会|
 
 # "能告他们吗": a "they" tells of someone acting, whatever modal stands before it.
 _PRONOUNS = frozenset({"他们", "她们", "对方", "有人"})
+# ... unless a modal follows it: "他们能不能进门" asks what they may do, nothing they did.
+_MODAL_AFTER = re.compile(r"(到底|究竟|真的)?(可以|可不可以|能不能|能否|能|会不会|是否|有权|有没有权)")
 
 
 def is_general_question(text: str) -> bool:
@@ -116,9 +118,12 @@ def is_general_question(text: str) -> bool:
         stripped
     )
     told = any(
-        m.group() in _PRONOUNS
-        or not _MODAL_BEFORE.search(
-            re.split(r"[,，。!！?？;；]", stripped[max(0, m.start() - 6) : m.start()])[-1]
+        (m.group() in _PRONOUNS and not _MODAL_AFTER.match(stripped, m.end()))
+        or (
+            m.group() not in _PRONOUNS
+            and not _MODAL_BEFORE.search(
+                re.split(r"[,，。!！?？;；]", stripped[max(0, m.start() - 6) : m.start()])[-1]
+            )
         )
         for m in _SITUATION.finditer(stripped)
     )
