@@ -52,6 +52,28 @@ def test_a_non_re2_pattern_is_refused_with_file_and_entry(kb_copy):
     assert any("scam.yaml" in p and "scam.safe-account" in p and "RE2" in p for p in problems)
 
 
+def test_broken_safety_patterns_are_refused_with_file_and_entry(kb_copy):
+    def spoil(groups):
+        groups[0]["patterns"].append("不想活(")  # unbalanced
+        groups[0]["patterns"].append("想死(?!(你|您))")  # a lookaround holding parentheses
+        next(g for g in groups if g["kind"] == "idiom")["patterns"].append("笑死(?!了)")
+        groups[0]["kind"] = "cry"
+
+    _edit_yaml(kb_copy / "safety.yaml", spoil)
+    problems = _problems(kb_copy)
+    assert any("safety.yaml" in p and "kind" in p for p in problems)
+    _edit_yaml(kb_copy / "safety.yaml", lambda groups: groups[0].update(kind="crisis"))
+    problems = _problems(kb_copy)
+    assert any("'wanting-to-die'" in p and "不想活(" in p and "not a valid" in p for p in problems)
+    assert any("'wanting-to-die'" in p and "lookaround" in p for p in problems)
+    assert any("'death-idioms'" in p and "idioms may not use lookarounds" in p for p in problems)
+
+
+def test_a_knowledge_base_without_crisis_phrases_is_refused(kb_copy):
+    _edit_yaml(kb_copy / "safety.yaml", lambda groups: groups.__setitem__(slice(None), groups[4:]))
+    assert any("no crisis phrases" in p for p in _problems(kb_copy))
+
+
 def test_unknown_key_names_file_and_entry(kb_copy):
     _edit_yaml(kb_copy / "topics" / "home-visit.yaml", lambda d: d.update(anwser="typo"))
     problems = _problems(kb_copy)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bot.core.normalize import normalize
-from bot.core.safety import detect_crisis
+from bot.core.safety import CrisisDetector
+from bot.knowledge import load_knowledge
+from bot.knowledge.models import SafetyPhrases
+
+_DETECTOR = CrisisDetector(load_knowledge().safety)
 
 
 def crisis(text: str) -> bool:
-    return detect_crisis(normalize(text).text)
+    return _DETECTOR.detect(normalize(text).text)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +82,17 @@ def test_a_long_text_is_read_to_its_end_quickly_enough():
     long_text = "你装死是吧，欠钱不还。" * 15000 + "我真的不想活了"
     assert crisis(long_text)
     assert not crisis("你装死是吧，欠钱不还。" * 15000)
+
+
+def test_every_group_catches_its_examples_and_not_its_lookalikes():
+    for group in load_knowledge().safety:
+        if group.kind in ("crisis", "quoted", "agreeing"):
+            assert all(crisis(e) for e in group.examples), group.id
+        assert not any(crisis(e) for e in group.lookalikes), group.id
+
+
+def test_without_crisis_phrases_nothing_is_caught_and_idioms_alone_change_nothing():
+    assert not CrisisDetector(()).detect("我不想活了")
+    idioms_only = CrisisDetector([SafetyPhrases(id="i", kind="idiom", patterns=("笑死",))])
+    assert not idioms_only.detect("笑死")
+    assert idioms_only.detect("我死了算了")  # a bare 死 still counts

@@ -12,7 +12,7 @@ from bot.core.extract import AliasFinder, extract_entities
 from bot.core.match import MAX_TOPICS, TopicMatcher
 from bot.core.models import Analysis, TopicMatch
 from bot.core.normalize import normalize
-from bot.core.safety import detect_crisis
+from bot.core.safety import CrisisDetector
 from bot.core.tokenize import ChineseTokenizer
 from bot.knowledge import Knowledge
 
@@ -43,6 +43,7 @@ class Analyzer:
         self.matcher = TopicMatcher(kb.topics, self.tokenizer, kb.synonyms)
         self.platforms = AliasFinder(_platform_aliases(kb))
         self.detector = SignalDetector(kb.signals)
+        self.safety = CrisisDetector(kb.safety)
 
     def warm_up(self) -> None:
         """Load jieba and index the topics now, so the first user does not wait for it."""
@@ -60,7 +61,7 @@ class Analyzer:
     def analyze(self, text: str) -> Analysis:
         started = time.perf_counter()
         norm = normalize(text)
-        crisis = detect_crisis(norm.text)
+        crisis = self.safety.detect(norm.text)
         entities = extract_entities(norm, self.platforms)
         hits = self.detector.detect(norm)
         kind = classify_kind(norm.text, entities)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from bot.knowledge.models import (
     ComplaintChannel,
     ConductRule,
     Platform,
+    SafetyPhrases,
     Signal,
     Source,
     Synonym,
@@ -61,6 +63,7 @@ class Knowledge:
     complaint_channels: tuple[ComplaintChannel, ...] = ()
     conduct_rules: tuple[ConductRule, ...] = ()
     synonyms: tuple[Synonym, ...] = ()
+    safety: tuple[SafetyPhrases, ...] = ()
 
     def topic(self, topic_id: str) -> Topic:
         return self.topic_by_id[topic_id]
@@ -140,6 +143,44 @@ def _compile_signal(path: Path, signal: Signal, problems: list[str]) -> Compiled
     return CompiledSignal(signal, tuple(compiled)) if len(compiled) == len(signal.patterns) else None
 
 
+# In the safety check's patterns "~N" is up to N characters within one clause (bot/core/safety.py).
+_WINDOW = re.compile(r"~(\d+)")
+_LOOKAROUND = re.compile(r"\(\?<?[!=][^()]*\)")
+
+
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # problems are reported to the operator, not printed by RE2
+
+
+def expand_safety_pattern(pattern: str) -> str:
+    return _WINDOW.sub(r"[^,。!?]{0,\1}", pattern)
+
+
+def without_lookarounds(pattern: str) -> str:
+    """The pattern with its lookarounds dropped: it then matches more, never less, and RE2 can run it."""
+    return _LOOKAROUND.sub("", pattern)
+
+
+def safety_pattern_problems(phrases: SafetyPhrases) -> list[str]:
+    problems = []
+    for pattern in phrases.patterns:
+        expanded = expand_safety_pattern(pattern)
+        try:
+            if re.compile(expanded).fullmatch(""):
+                problems.append(f"pattern {pattern!r} matches the empty string")
+        except re.error as exc:
+            problems.append(f"pattern {pattern!r} is not a valid regular expression: {exc}")
+            continue
+        relaxed = without_lookarounds(expanded)
+        if phrases.kind == "idiom" and relaxed != expanded:
+            problems.append(f"pattern {pattern!r}: idioms may not use lookarounds (they run in RE2)")
+        try:
+            re2.compile(relaxed, _QUIET)
+        except re2.error:
+            problems.append(f"pattern {pattern!r}: a lookaround holds parentheses, or RE2 cannot run it")
+    return problems
+
+
 def _content_hash(paths: Iterable[Path], root: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -173,6 +214,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
     channels = _load_all(ComplaintChannel, _existing(complaints_dir / "channels.yaml"), problems)
     conduct = _load_all(ConductRule, _existing(complaints_dir / "conduct.yaml"), problems)
     synonyms = _load_all(Synonym, _existing(root / "synonyms.yaml"), problems)
+    safety = _load_all(SafetyPhrases, _existing(root / "safety.yaml"), problems)
     for kind, loaded in (
         ("topic", topics),
         ("signal", signals),
@@ -181,6 +223,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         ("complaint channel", channels),
         ("conduct rule", conduct),
         ("synonym", synonyms),
+        ("safety phrase group", safety),
     ):
         _no_duplicate_ids(kind, loaded, problems)
     if not topics:
@@ -236,6 +279,11 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         if cs is not None:
             compiled.append(cs)
 
+    for path, phrases in safety:
+        problems.extend(f"{path.name}: entry {phrases.id!r}: {p}" for p in safety_pattern_problems(phrases))
+    if not any(phrases.kind == "crisis" for _, phrases in safety):
+        problems.append(f"{root.name}/safety.yaml: no crisis phrases (the safety check would catch nothing)")
+
     if problems:
         raise KnowledgeError(problems)
     topic_list = tuple(t for _, t in topics)
@@ -251,6 +299,7 @@ def load_knowledge(root: Path | None = None, today: dt.date | None = None) -> Kn
         complaint_channels=tuple(c for _, c in channels),
         conduct_rules=tuple(r for _, r in conduct),
         synonyms=tuple(s for _, s in synonyms),
+        safety=tuple(s for _, s in safety),
     )
 
 

@@ -167,3 +167,16 @@ class ComplaintChannel(_Strict):
         if verdict not in self.verdicts:
             return False
         return not self.when_signals or any(s.startswith(p) for s in signal_ids for p in self.when_signals)
+
+
+SafetyKind = Literal["crisis", "idiom", "quoted", "agreeing", "about-others", "me-too"]
+
+
+class SafetyPhrases(_Strict):
+    """A group of the safety check's patterns (``knowledge/safety.yaml``; its header explains the kinds)."""
+
+    id: str = Field(pattern=SLUG)
+    kind: SafetyKind
+    patterns: tuple[str, ...] = Field(min_length=1)
+    examples: tuple[str, ...] = ()  # must be caught (crisis, quoted, agreeing) or matched (the other kinds)
+    lookalikes: tuple[str, ...] = ()  # must not be caught
