@@ -249,7 +249,8 @@ def kb_check(kb_dir: Path | None) -> None:
         click.echo(f"warning: {warning}", err=True)
     click.echo(
         f"ok: {len(knowledge.topics)} topics, {len(knowledge.signals)} signals, "
-        f"{len(knowledge.platforms)} platforms, {len(knowledge.sources)} sources; version {knowledge.version}"
+        f"{len(knowledge.platforms)} platforms, {len(knowledge.sources)} sources, "
+        f"{sum(len(g.patterns) for g in knowledge.safety)} safety patterns; version {knowledge.version}"
     )
 
 
