@@ -27,24 +27,28 @@ import contextlib
 import functools
 import json
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import InvalidToken, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application
 from telegram.request import BaseRequest, HTTPXRequest
 
-from bot.adapters.telegram_updates import ChatOrderedRunner, read_update
+from bot.adapters.telegram_updates import (
+    ChatOrderedRunner,
+    read_update,
+    run_application,
+    run_until_signalled,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
 PAGE = 100  # getUpdates' maximum ``limit``
 READ_SLACK = 5.0  # seconds a long poll may take beyond its ``timeout``
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _seconds(value: Any) -> float:
@@ -233,40 +237,6 @@ class ConfirmingPoller:
             await self.request.shutdown()
 
 
-async def _delete_webhook(app: Application, retries: int) -> None:
-    for attempt in range(retries + 1):
-        try:
-            await app.bot.delete_webhook(drop_pending_updates=False)
-            return
-        except (NetworkError, RetryAfter) as exc:
-            if attempt == retries:
-                raise
-            log.warning("telegram: deleteWebhook failed (%s), retrying", exc)
-            await asyncio.sleep(1 + attempt)
-
-
-async def _run(app: Application, poller: ConfirmingPoller, bootstrap_retries: int) -> None:
-    try:
-        await app.initialize()  # a no-op when already initialized
-        if app.post_init is not None:
-            await app.post_init(app)
-        await _delete_webhook(app, bootstrap_retries)
-        await app.start()
-        try:
-            try:
-                await poller.poll()
-            finally:
-                await poller.drain()
-        finally:
-            await app.stop()
-            if app.post_stop is not None:
-                await app.post_stop(app)
-    finally:
-        await app.shutdown()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
-
-
 def run_polling(
     app: Application,
     loop: asyncio.AbstractEventLoop,
@@ -278,11 +248,16 @@ def run_polling(
     """Poll on ``loop`` until SIGINT/SIGTERM, then finish the updates in hand, confirm them and close
     ``loop``: what ``Application.run_polling`` does, with the confirmation moved after the handling."""
     poller = ConfirmingPoller(app, allowed_updates=allowed_updates, concurrency=concurrency)
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, poller.stop)
-    try:
-        loop.run_until_complete(_run(app, poller, bootstrap_retries))
-    finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        loop.close()
+
+    async def serve() -> None:
+        try:
+            await poller.poll()
+        finally:
+            await poller.drain()
+
+    async def prepare() -> None:
+        delete = functools.partial(app.bot.delete_webhook, drop_pending_updates=False)
+        await with_retries(delete, "deleteWebhook", bootstrap_retries)
+
+    main = run_application(app, prepare, serve)
+    run_until_signalled(loop, main, poller.stop)

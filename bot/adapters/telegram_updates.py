@@ -1,8 +1,7 @@
-"""Handing Telegram updates to the application: one chat's in order, different chats concurrently.
-
-Shared by long polling (``telegram_polling``) and the webhook (``telegram_webhook``), which both confirm an
-update to Telegram only once it has been handled, so both need to know when that is: ``submit`` returns the
-update's task.
+"""What long polling (``telegram_polling``) and the webhook (``telegram_webhook``) share: handing updates to
+the application (one chat's in order, different chats concurrently; ``submit`` returns the update's task, since
+both confirm an update to Telegram only once it has been handled) and running the application until a stop
+signal, as python-telegram-bot's ``run_polling``/``run_webhook`` would.
 """
 
 from __future__ import annotations
@@ -10,12 +9,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from telegram import Update
+from telegram.error import NetworkError, RetryAfter
 from telegram.ext import Application
 
 log = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def chat_key(update: Update) -> object:
@@ -70,3 +74,53 @@ class ChatOrderedRunner:
                 await self.app.process_update(update)  # handler errors go to the error handler
             except Exception:
                 log.exception("telegram: update %s could not be processed", update.update_id)
+
+
+async def with_retries(call: Callable[[], Awaitable[Any]], what: str, retries: int) -> None:
+    """``call``, tried again (after 1, 2, … s) on network trouble or "retry after", at most ``retries`` times."""
+    for attempt in range(retries + 1):
+        try:
+            await call()
+            return
+        except (NetworkError, RetryAfter) as exc:
+            if attempt == retries:
+                raise
+            log.warning("telegram: %s failed (%s), retrying", what, exc)
+            await asyncio.sleep(1 + attempt)
+
+
+async def run_application(
+    app: Application, prepare: Callable[[], Awaitable[None]], serve: Callable[[], Awaitable[None]]
+) -> None:
+    """The application's life around ``serve``: initialize (and post_init), ``prepare`` (tell Telegram where
+    updates go), start, serve until stopped, then stop and shut down with their hooks, whatever happens."""
+    try:
+        await app.initialize()  # a no-op when already initialized
+        if app.post_init is not None:
+            await app.post_init(app)
+        await prepare()
+        await app.start()
+        try:
+            await serve()
+        finally:
+            await app.stop()
+            if app.post_stop is not None:
+                await app.post_stop(app)
+    finally:
+        await app.shutdown()
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
+
+
+def run_until_signalled(
+    loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None], stop: Callable[[], None]
+) -> None:
+    """Run ``main`` on ``loop`` with SIGINT/SIGTERM calling ``stop``, then close ``loop``."""
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop)
+    try:
+        loop.run_until_complete(main)
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+        loop.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -22,12 +23,16 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 import tornado.web
-from telegram.error import NetworkError, RetryAfter
 from telegram.ext import Application
 from tornado.httpserver import HTTPServer
 
-from bot.adapters.telegram_polling import STOP_SIGNALS
-from bot.adapters.telegram_updates import ChatOrderedRunner, read_update
+from bot.adapters.telegram_updates import (
+    ChatOrderedRunner,
+    read_update,
+    run_application,
+    run_until_signalled,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,52 +142,6 @@ class _WebhookApplication(tornado.web.Application):
         """Silent: the bot logs what it handles; tornado's access log would add a line per message."""
 
 
-async def _set_webhook(
-    app: Application, hook: WebhookConfig, allowed_updates: Sequence[str] | None, retries: int
-) -> None:
-    for attempt in range(retries + 1):
-        try:
-            await app.bot.set_webhook(
-                url=hook.url,
-                secret_token=hook.secret,
-                allowed_updates=list(allowed_updates) if allowed_updates is not None else None,
-            )
-            return
-        except (NetworkError, RetryAfter) as exc:
-            if attempt == retries:
-                raise
-            log.warning("telegram: setWebhook failed (%s), retrying", exc)
-            await asyncio.sleep(1 + attempt)
-
-
-async def _run(
-    app: Application, webhook: ConfirmingWebhook, allowed_updates: Sequence[str] | None, retries: int
-) -> None:
-    hook = webhook.hook
-    server = HTTPServer(_WebhookApplication([(rf"/{hook.url_path}/?", _UpdateHandler, {"webhook": webhook})]))
-    try:
-        await app.initialize()  # a no-op when already initialized
-        if app.post_init is not None:
-            await app.post_init(app)
-        server.listen(hook.port, address=hook.host)  # before setWebhook: Telegram may call at once
-        await _set_webhook(app, hook, allowed_updates, retries)
-        await app.start()
-        try:
-            await webhook.wait_stopped()
-            server.stop()  # no new connections; the requests in hand still get their answer
-            await webhook.drain()
-        finally:
-            await app.stop()
-            if app.post_stop is not None:
-                await app.post_stop(app)
-    finally:
-        server.stop()
-        await server.close_all_connections()
-        await app.shutdown()
-        if app.post_shutdown is not None:
-            await app.post_shutdown(app)
-
-
 def run_webhook(
     app: Application,
     loop: asyncio.AbstractEventLoop,
@@ -195,11 +154,26 @@ def run_webhook(
     """Serve the webhook on ``loop`` until SIGINT/SIGTERM, then finish the updates in hand and close ``loop``.
     Raises OSError when ``hook.host:hook.port`` cannot be listened on."""
     webhook = ConfirmingWebhook(app, hook, concurrency=concurrency)
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, webhook.stop)
-    try:
-        loop.run_until_complete(_run(app, webhook, allowed_updates, bootstrap_retries))
-    finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-        loop.close()
+    server = HTTPServer(_WebhookApplication([(rf"/{hook.url_path}/?", _UpdateHandler, {"webhook": webhook})]))
+
+    async def prepare() -> None:
+        server.listen(hook.port, address=hook.host)  # before setWebhook: Telegram may call at once
+        allowed = list(allowed_updates) if allowed_updates is not None else None
+        set_webhook = functools.partial(
+            app.bot.set_webhook, url=hook.url, secret_token=hook.secret, allowed_updates=allowed
+        )
+        await with_retries(set_webhook, "setWebhook", bootstrap_retries)
+
+    async def serve() -> None:
+        await webhook.wait_stopped()
+        server.stop()  # no new connections; the requests in hand still get their answer
+        await webhook.drain()
+
+    async def main() -> None:
+        try:
+            await run_application(app, prepare, serve)
+        finally:
+            server.stop()
+            await server.close_all_connections()
+
+    run_until_signalled(loop, main(), webhook.stop)
