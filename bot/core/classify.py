@@ -61,6 +61,10 @@ def _looks_like_search(stripped: str) -> bool:
     )
 
 
+# "能不能借我两万": someone asking the reader for money, not the reader asking this bot.
+_ASKS_THE_READER = re.compile(r"借我|借给我|帮我(转|垫|打)|你先(转|垫|打)|先帮我(转|垫|打)")
+
+
 def classify_kind(text: str, entities: Entities) -> str:
     """``"question"`` for a typed question or a user's own account, ``"sms"`` for a forwarded message."""
     stripped = text.strip()
@@ -98,6 +102,7 @@ def classify_kind(text: str, entities: Entities) -> str:
     sms += len(_SENTENCE_END.findall(stripped)) >= 3
     sms += len(_ADDRESSEE.findall(stripped)) >= 2
     sms += 2 * bool(_SPEAKER_LABEL.match(stripped) or _SELF_INTRODUCTION.match(stripped))
+    sms += 4 * bool(_ASKS_THE_READER.search(stripped))
     return "question" if question > sms or (narrator and question == sms) else "sms"
 
 

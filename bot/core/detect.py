@@ -91,6 +91,7 @@ _PINYIN_DODGES = {
     "tiao": "条", "zhu": "注", "xiao": "销", "xin": "信", "zheng": "征", "dai": "贷", "huan": "还",
     "kuan": "款", "cui": "催", "shou": "收", "jie": "借", "bei": "呗", "hua": "花", "zhuan": "转",
     "zhang": "账", "dong": "冻", "fa": "法", "yuan": "院", "jing": "警", "qian": "钱", "ka": "卡",
+    "hu": "户", "yan": "验",
 }  # fmt: skip
 _SYLLABLES = "|".join(sorted(_PINYIN_DODGES, key=len, reverse=True))
 # Not inside a web address or a word: "登录jiebei-fh.com" keeps its lookalike domain.
