@@ -19,9 +19,14 @@ from bot.knowledge.load import expand_safety_pattern, without_lookarounds
 from bot.knowledge.models import SafetyPhrases
 
 # Quoted words are someone else's: a collector's SMS, unless a "quoted" pattern says otherwise.
-_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"")
-_QUOTE_MARKS = '“「『"'
+_QUOTED = re.compile(r"“[^”]*”|「[^」]*」|『[^』]*』|\"[^\"]*\"|'[^']*'")
+_QUOTE_MARKS = "“「『\"'"
 _SENTENCE = re.compile(r"[^。!?\n]+")
+_CLOSE_ONE_SAID = re.compile(
+    r"(老公|老婆|老伴|丈夫|妻子|爸|妈|哥|姐|弟|妹|儿子|女儿|闺蜜|朋友|室友|同学|同事|男朋友|女朋友|表[哥姐弟妹]|堂[哥姐弟妹])"
+    r"[^。]{0,12}(说|念叨|发了?句?|写了?|留言|留了?句)"
+)
+_COLLECTOR_SAID = re.compile(r"催收|短信|他们|对方|骂")
 _PAUSES = re.compile(r"[。.,!?~…\s]")
 _NEVER = re.compile(r"(?!)")
 
@@ -90,6 +95,15 @@ class CrisisDetector:
                 yield sentence.group()
                 sentence = next(sentences, None)  # each sentence once
 
+    @staticmethod
+    def _keep_close_ones(quote: re.Match[str]) -> str:
+        """A quotation is dropped (a collector's words), unless someone close said it: "我老伴老念叨'我死了你们
+        就清净了'" is a worry about them."""
+        before = quote.string[max(0, quote.start() - 20) : quote.start()]
+        if _CLOSE_ONE_SAID.search(before) and not _COLLECTOR_SAID.search(before):
+            return "。" + quote.group()[1:-1] + "。"
+        return "。"
+
     def _said(self, sentence: str) -> bool:
         cried = self._crisis.search(sentence) or next(self._bare_deaths(sentence), None) is not None
         return bool(cried) and bool(self._me_too.search(sentence) or not self._about_others.search(sentence))
@@ -100,7 +114,7 @@ class CrisisDetector:
         # The text without pauses matches whatever the text matches (the windows never span a pause), and more.
         if not quoted and "死" not in normalized_text and not self._maybe.search(stripped):
             return False
-        unquoted = _QUOTED.sub("。", normalized_text)
+        unquoted = _QUOTED.sub(self._keep_close_ones, normalized_text)
         if any(self._said(sentence) for sentence in self._sentences_to_read(unquoted)):
             return True
         joined = _PAUSES.sub("", unquoted)
