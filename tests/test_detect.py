@@ -65,3 +65,16 @@ def test_pinyin_in_addresses_and_apart_from_chinese_is_left_alone(text, kept):
     from bot.core.normalize import normalize
 
     assert kept in detection_view(normalize(text)).text
+
+
+def test_dots_between_characters_and_pinyin_typed_apart_are_read_back():
+    from bot.core.detect import detection_view
+    from bot.core.normalize import normalize
+
+    view = detection_view(normalize("你的京.东.白.条走内部tong dao可以停.催，在zhi fu bao转给专员"))
+    assert (
+        "京东白条" in view.text and "内部通道" in view.text and "停催" in view.text and "支付宝" in view.text
+    )
+    start = view.text.index("支付宝")
+    assert view.quote(start, start + 3) == "zhi fu bao"  # evidence quotes what the user was sent
+    assert "12.50" in detection_view(normalize("金额12.50元")).text  # a decimal point is no splitter

@@ -92,13 +92,35 @@ _PINYIN_DODGES = {
     "kuan": "款", "cui": "催", "shou": "收", "jie": "借", "bei": "呗", "hua": "花", "zhuan": "转",
     "zhang": "账", "dong": "冻", "fa": "法", "yuan": "院", "jing": "警", "qian": "钱", "ka": "卡",
     "hu": "户", "yan": "验",
+    # whole words, read as one (their syllables alone would be too ambiguous)
+    "weilidai": "微粒贷", "tongdao": "通道", "zhifubao": "支付宝", "jiedong": "解冻", "zhuxiao": "注销",
+    "baitiao": "白条", "jiebei": "借呗", "huabei": "花呗", "zhengxin": "征信", "weixin": "微信",
 }  # fmt: skip
 _SYLLABLES = "|".join(sorted(_PINYIN_DODGES, key=len, reverse=True))
-# Not inside a web address or a word: "登录jiebei-fh.com" keeps its lookalike domain.
+# A run of Latin letters (words may be typed apart) touching Chinese text, not inside a web or mail address:
+# "登录jiebei-fh.com" keeps its lookalike domain.
 _DODGE = re.compile(
-    rf"(?<=[\u4e00-\u9fff])(?:{_SYLLABLES})+(?![a-z0-9./_@-])|(?<![a-z0-9./_:@-])(?:{_SYLLABLES})+(?=[\u4e00-\u9fff])"
+    r"(?<=[\u4e00-\u9fff])[a-z]+(?: [a-z]+)*(?![a-z0-9./_@-])|(?<![a-z0-9./_:@ -])[a-z]+(?: [a-z]+)*(?=[\u4e00-\u9fff])"
 )
+_SPELLED = re.compile(rf"(?:{_SYLLABLES})+")
 _SYLLABLE = re.compile(_SYLLABLES)
+
+
+# "京.东.白.条", "解·冻·金": a dot between two Chinese characters only hides a word from filters.
+_SPLITTER = re.compile(r"(?<=[\u4e00-\u9fff])[.·•_*](?=[\u4e00-\u9fff])")
+
+
+def _drop_splitters(norm: Normalized) -> Normalized:
+    if not _SPLITTER.search(norm.text):
+        return norm
+    keep = [i for i in range(len(norm.text)) if not _SPLITTER.match(norm.text, i)]
+    ends = norm.ends or tuple(o + 1 for o in norm.offsets)
+    return Normalized(
+        norm.original,
+        "".join(norm.text[i] for i in keep),
+        tuple(norm.offsets[i] for i in keep),
+        tuple(ends[i] for i in keep),
+    )
 
 
 def _read_pinyin_dodges(norm: Normalized) -> Normalized:
@@ -109,18 +131,25 @@ def _read_pinyin_dodges(norm: Normalized) -> Normalized:
     ends: list[int] = []
     last = 0
 
+    old_ends = norm.ends or tuple(o + 1 for o in norm.offsets)
+
     def keep(a: int, b: int) -> None:
         text.extend(norm.text[a:b])
         offsets.extend(norm.offsets[a:b])
-        ends.extend(o + 1 for o in norm.offsets[a:b])
+        ends.extend(old_ends[a:b])
 
     for run in _DODGE.finditer(norm.text):
+        letters = [run.start() + i for i, ch in enumerate(run.group()) if ch != " "]
+        compact = run.group().replace(" ", "")
+        if not _SPELLED.fullmatch(compact):
+            continue  # English or other words: left as they are
         keep(last, run.start())
-        for syllable in _SYLLABLE.finditer(run.group()):
-            a, b = run.start() + syllable.start(), run.start() + syllable.end()
-            text.append(_PINYIN_DODGES[syllable.group()])
-            offsets.append(norm.offsets[a])
-            ends.append(norm.offsets[b - 1] + 1)
+        for syllable in _SYLLABLE.finditer(compact):
+            a, b = letters[syllable.start()], letters[syllable.end() - 1] + 1
+            for char in _PINYIN_DODGES[syllable.group()]:  # each character quotes the whole spelling
+                text.append(char)
+                offsets.append(norm.offsets[a])
+                ends.append(old_ends[b - 1])
         last = run.end()
     keep(last, len(norm.text))
     return Normalized(norm.original, "".join(text), tuple(offsets), tuple(ends))
@@ -131,7 +160,7 @@ def detection_view(norm: Normalized) -> Normalized:
     text = _THOUSANDS.sub("_", norm.text)
     if text != norm.text:
         norm = dataclasses.replace(norm, text=text)
-    return _read_pinyin_dodges(norm)
+    return _read_pinyin_dodges(_drop_splitters(norm))
 
 
 def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple[SignalHit, ...]:
