@@ -95,6 +95,7 @@ _PINYIN_DODGES = {
     # whole words, read as one (their syllables alone would be too ambiguous)
     "weilidai": "微粒贷", "tongdao": "通道", "zhifubao": "支付宝", "jiedong": "解冻", "zhuxiao": "注销",
     "baitiao": "白条", "jiebei": "借呗", "huabei": "花呗", "zhengxin": "征信", "weixin": "微信",
+    "yzm": "验证码", "yhk": "银行卡", "zfb": "支付宝",  # initials people type for these
 }  # fmt: skip
 _SYLLABLES = "|".join(sorted(_PINYIN_DODGES, key=len, reverse=True))
 # A run of Latin letters (words may be typed apart) touching Chinese text, not inside a web or mail address:
