@@ -61,14 +61,14 @@ def test_pinyin_spelled_to_dodge_filters_is_read_back_and_quoted_as_written(anal
     ],
 )
 def test_pinyin_in_addresses_and_apart_from_chinese_is_left_alone(text, kept):
-    from bot.core.detect import detection_view
+    from bot.core.dodges import detection_view
     from bot.core.normalize import normalize
 
     assert kept in detection_view(normalize(text)).text
 
 
 def test_dots_between_characters_and_pinyin_typed_apart_are_read_back():
-    from bot.core.detect import detection_view
+    from bot.core.dodges import detection_view
     from bot.core.normalize import normalize
 
     view = detection_view(normalize("你的京.东.白.条走内部tong dao可以停.催，在zhi fu bao转给专员"))
