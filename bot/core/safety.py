@@ -28,7 +28,7 @@ _CLOSE_ONE_SAID = re.compile(
 )
 _COLLECTOR_SAID = re.compile(r"催收|短信|他们|对方|骂")
 _PAUSES = re.compile(r"[。.,!?~…\s]")
-_NEVER = re.compile(r"(?!)")
+_NEVER = re.compile(r"[^\s\S]")  # matches nothing, in re and RE2 alike
 
 # Python's re tries each of the hundreds of alternatives at every position (~0.5 ms a message, seconds for a
 # 200 KB one); RE2 runs them all in one linear pass but has no lookarounds. So RE2 finds what *may* be a
