@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.core.normalize import normalize
 from bot.core.safety import CrisisDetector
 from bot.knowledge import load_knowledge
+from bot.knowledge.load import expand_safety_pattern
 from bot.knowledge.models import SafetyPhrases
 
-_DETECTOR = CrisisDetector(load_knowledge().safety)
+_KB = load_knowledge()  # once for the module: the parametrized helper below needs it outside a fixture
+_DETECTOR = CrisisDetector(_KB.safety)
 
 
 def crisis(text: str) -> bool:
@@ -84,16 +88,19 @@ def test_news_told_with_worry_for_oneself_is_a_crisis():
     assert crisis("看到新闻有人欠网贷跳楼了，我也想这样")
 
 
-def test_a_long_text_is_read_to_its_end_quickly_enough():
+def test_a_long_text_is_read_to_its_end():
     long_text = "你装死是吧，欠钱不还。" * 15000 + "我真的不想活了"
     assert crisis(long_text)
     assert not crisis("你装死是吧，欠钱不还。" * 15000)
 
 
 def test_every_group_catches_its_examples_and_not_its_lookalikes():
-    for group in load_knowledge().safety:
+    for group in _KB.safety:
         if group.kind in ("crisis", "quoted", "agreeing"):
             assert all(crisis(e) for e in group.examples), group.id
+        else:  # idioms, news words, "me too": their examples are what their own patterns match
+            matcher = re.compile("|".join(expand_safety_pattern(p) for p in group.patterns))
+            assert all(matcher.search(normalize(e).text) for e in group.examples), group.id
         assert not any(crisis(e) for e in group.lookalikes), group.id
 
 
