@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import math
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -51,7 +53,74 @@ _DOMAIN_FREQ = 200000  # high enough that jieba keeps domain terms (爆通讯录
 
 
 def _is_word(token: str) -> bool:
-    return bool(token.strip()) and any(ch.isalnum() for ch in token)
+    # isalnum() first: nearly every token is all letters, and it is much cheaper than the any() loop.
+    return token.isalnum() or any(ch.isalnum() for ch in token)
+
+
+# jieba's own block split: runs of Han characters, ASCII letters and digits (and +#&._%-) are segmented; what
+# lies between is punctuation and space, cut into single characters.
+_BLOCK = re.compile("([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)")
+
+
+class _Segmenter:
+    """jieba's precise mode without HMM (``Tokenizer.lcut(text, HMM=False)``), token for token, over a loaded
+    tokenizer's dictionary: the same word graph and the same best path by log frequency, ties going to the
+    longer word, with runs of single ASCII letters and digits joined. jieba builds a dict of lists for the
+    graph and then walks it; this walks the text once from the end, which takes about half the time."""
+
+    def __init__(self, freq: dict[str, int], total: int):
+        self._freq = freq  # word → frequency; every prefix of a word is a key too (frequency 0)
+        log_total = math.log(total)
+        self._log_p = {w: math.log(f) - log_total for w, f in freq.items() if f}
+        self._unknown = -log_total  # log(1) - log(total): jieba's score for a character not in the dictionary
+
+    def _cut_block(self, block: str) -> list[str]:
+        n = len(block)
+        freq, log_p = self._freq, self._log_p
+        score = [0.0] * (n + 1)
+        end = list(range(1, n + 1)) + [n]  # end (exclusive) of the best word starting at each position
+        for k in range(n - 1, -1, -1):
+            best: float | None = None
+            i = k + 1
+            frag = block[k]
+            while frag in freq:
+                if freq[frag]:
+                    candidate = log_p[frag] + score[i]
+                    if best is None or candidate >= best:  # >=: jieba's max() prefers the longer word on a tie
+                        best, end[k] = candidate, i
+                if i >= n:
+                    break
+                i += 1
+                frag = block[k:i]
+            if best is None:
+                best, end[k] = self._unknown + score[k + 1], k + 1
+            score[k] = best
+        words: list[str] = []
+        ascii_run = ""
+        k = 0
+        while k < n:
+            word = block[k : end[k]]
+            k = end[k]
+            if len(word) == 1 and word.isascii() and word.isalnum():
+                ascii_run += word
+                continue
+            if ascii_run:
+                words.append(ascii_run)
+                ascii_run = ""
+            words.append(word)
+        if ascii_run:
+            words.append(ascii_run)
+        return words
+
+    def cut(self, text: str) -> list[str]:
+        """Every token jieba gives, except whitespace, which it yields alone and callers drop anyway."""
+        tokens: list[str] = []
+        for i, block in enumerate(_BLOCK.split(text)):
+            if i % 2:  # split() with a group alternates: between-blocks, block, between-blocks, ...
+                tokens += self._cut_block(block)
+            else:
+                tokens += [ch for ch in block if not ch.isspace()]
+        return tokens
 
 
 def default_cache_dir() -> Path:
@@ -93,6 +162,7 @@ class ChineseTokenizer:
         self._corpus = tuple(corpus)
         self._cache_dir = cache_dir
         self._jieba: jieba.Tokenizer | None = None
+        self._segmenter: _Segmenter | None = None
         self._lock = threading.Lock()
 
     def _reduced_dictionary_file(self) -> tuple[Path, int]:
@@ -135,11 +205,12 @@ class ChineseTokenizer:
                 tokenizer.initialize()
             for word in self._words:
                 tokenizer.add_word(word, freq=_DOMAIN_FREQ)
+            self._segmenter = _Segmenter(tokenizer.FREQ, tokenizer.total)
             self._jieba = tokenizer
 
     def words(self, text: str) -> list[str]:
         """Content words of ``text`` (already normalized), in order, stopwords removed."""
-        if self._jieba is None:
+        if self._segmenter is None:
             self.warm_up()
-        assert self._jieba is not None
-        return [t for t in self._jieba.lcut(text, HMM=False) if _is_word(t) and t not in STOPWORDS]
+        assert self._segmenter is not None
+        return [t for t in self._segmenter.cut(text) if _is_word(t) and t not in STOPWORDS]
