@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
+import numpy as np
 import re2
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from bot.core.extract import AliasFinder
 from bot.core.models import SignalHit, TopicMatch
@@ -107,6 +108,31 @@ class _KeywordFinder:
         return found
 
 
+class _Postings:
+    """Feature → (column, weight) lists held as CSR arrays, so a query's dot product with every column (a
+    phrasing or a topic centroid) is a few numpy calls instead of a Python loop over ~250 postings."""
+
+    def __init__(self, rows: Sequence[Sequence[tuple[int, float]]], n_columns: int):
+        lengths = np.array([len(r) for r in rows], dtype=np.int64)
+        self._starts = np.concatenate(([0], np.cumsum(lengths)))
+        self._columns = np.array([c for r in rows for c, _ in r], dtype=np.int64)
+        self._values = np.array([v for r in rows for _, v in r], dtype=np.float64)
+        self._n_columns = n_columns
+
+    def dot(self, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Σ weights[k] · row[rows[k]] as a dense vector over the columns."""
+        starts = self._starts[rows]
+        lengths = self._starts[rows + 1] - starts
+        # The position of every posting of the chosen rows, one flat index array without a Python loop.
+        firsts = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - firsts, lengths) + np.arange(int(lengths.sum()))
+        return np.bincount(
+            self._columns[positions],
+            weights=self._values[positions] * np.repeat(weights, lengths),
+            minlength=self._n_columns,
+        )
+
+
 @dataclass(frozen=True)
 class _Doc:
     topic_index: int
@@ -128,7 +154,7 @@ class TopicMatcher:
         ]
         self._docs: list[_Doc] | None = None
         self._idf: dict[str, float] = {}
-        self._postings: dict[str, list[tuple[int, float]]] = {}
+        self._feature_ids: dict[str, int] = {}
 
     # Building the index tokenizes every phrasing, so it is done once, on first use or at warm-up.
     def warm_up(self) -> None:
@@ -142,35 +168,39 @@ class TopicMatcher:
             df.update(set(feats))
         n = len(features)
         self._idf = {f: math.log((n + 1) / (c + 0.5)) for f, c in df.items()}
+        self._feature_ids = {f: i for i, f in enumerate(self._idf)}
         docs = []
-        postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        postings: list[list[tuple[int, float]]] = [[] for _ in self._feature_ids]
+        # A topic's centroid: what all its phrasings say together, so a new wording that shares words with
+        # several phrasings (but none closely) still finds the topic.
+        centroids: list[dict[str, float]] = [defaultdict(float) for _ in self._topics]
         for doc_id, ((topic_index, text), feats) in enumerate(zip(self._raw_docs, features, strict=True)):
             weights = self._weigh(feats)
             docs.append(_Doc(topic_index, normalize(text).text, weights))
             for f, w in weights.items():
-                postings[f].append((doc_id, w))
-        self._docs = docs
-        self._postings = dict(postings)
-        # A topic's centroid: what all its phrasings say together, so a new wording that shares words with
-        # several phrasings (but none closely) still finds the topic.
-        centroids: list[dict[str, float]] = [defaultdict(float) for _ in self._topics]
-        for doc in docs:
-            for f, w in doc.weights.items():
-                centroids[doc.topic_index][f] += w
+                postings[self._feature_ids[f]].append((doc_id, w))
+                centroids[topic_index][f] += w
         self._centroids = [dict(c) for c in centroids]
-        self._centroid_norms = [math.sqrt(sum(v * v for v in c.values())) or 1.0 for c in centroids]
-        self._centroid_postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for i, vec in enumerate(self._centroids):
+        self._centroid_norms = np.array([math.sqrt(sum(v * v for v in c.values())) or 1.0 for c in centroids])
+        # One matrix for both: a phrasing is a column, a topic's centroid is column len(docs) + topic index.
+        for topic_index, vec in enumerate(self._centroids):
             for f, v in vec.items():
-                self._centroid_postings[f].append((i, v))
+                postings[self._feature_ids[f]].append((len(docs) + topic_index, v))
+        self._postings = _Postings(postings, len(docs) + len(self._topics))
+        self._doc_topics = np.array([d.topic_index for d in docs], dtype=np.int64)
+        self._docs = docs
 
-    def _centroid_scores(self, query: dict[str, float], exclude: str | None) -> dict[int, float]:
+    def _dot(self, query: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The query's dot products with every phrasing and with every topic centroid (features that no
+        phrasing has carry no score)."""
         assert self._docs is not None
-        dots: dict[int, float] = defaultdict(float)
-        for f, qw in query.items():
-            for topic_index, cw in self._centroid_postings.get(f, ()):
-                dots[topic_index] += qw * cw
-        scores = {i: d / self._centroid_norms[i] for i, d in dots.items()}
+        pairs = [(i, w) for f, w in query.items() if (i := self._feature_ids.get(f)) is not None]
+        dots = self._postings.dot(np.array([i for i, _ in pairs], dtype=np.int64), np.array([w for _, w in pairs]))
+        return dots[: len(self._docs)], dots[len(self._docs) :]
+
+    def _centroid_scores(self, query: dict[str, float], dots: np.ndarray, exclude: str | None) -> np.ndarray:
+        assert self._docs is not None
+        scores = dots / self._centroid_norms
         if exclude is not None:
             for doc in (d for d in self._docs if d.text == exclude):
                 vec = dict(self._centroids[doc.topic_index])
@@ -185,10 +215,11 @@ class TopicMatcher:
         return [f"w:{w}" for w in words] + [f"c:{b}" for b in char_bigrams(text)]
 
     def _weigh(self, feats: Iterable[str]) -> dict[str, float]:
-        counts = Counter(feats)
-        vec = {f: (1.0 + math.log(c)) * self._idf.get(f, 0.0) for f, c in counts.items()}
+        idf = self._idf
+        # A feature no phrasing has weighs 0 (every idf is > 0), so it is left out before the arithmetic.
+        vec = {f: (1.0 + math.log(c)) * w for f, c in Counter(feats).items() if (w := idf.get(f))}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
-        return {f: v / norm for f, v in vec.items() if v > 0}
+        return {f: v / norm for f, v in vec.items()}
 
     def match(
         self, text: str, hits: Iterable[SignalHit] = (), limit: int = MAX_TOPICS, exclude: str | None = None
@@ -199,29 +230,29 @@ class TopicMatcher:
         """
         self.warm_up()
         assert self._docs is not None
-        scores = [0.0] * len(self._topics)
+        scores = np.zeros(len(self._topics))
         if text:
             expanded = self._expander.expand(text)
             query = self._weigh(self._features(expanded))
             if len(query) > QUERY_FEATURES:
                 # A long message's weakest features move no ranking but cost most of the time.
                 query = dict(heapq.nlargest(QUERY_FEATURES, query.items(), key=lambda kv: kv[1]))
-            sims: dict[int, float] = defaultdict(float)
-            for f, qw in query.items():
-                for doc_id, dw in self._postings.get(f, ()):
-                    sims[doc_id] += qw * dw
+            sims, centroid_dots = self._dot(query)
             if exclude is not None:
-                sims = defaultdict(float, {d: v for d, v in sims.items() if self._docs[d].text != exclude})
-            best = sorted(sims.items(), key=itemgetter(1), reverse=True)[:_CANDIDATES]
-            for doc_id, cosine in best:
-                doc = self._docs[doc_id]
+                for doc_id, doc in enumerate(self._docs):
+                    if doc.text == exclude:
+                        sims[doc_id] = 0.0
+            # Candidates: the phrasings sharing a feature with the query (all weights are positive).
+            candidates = np.flatnonzero(sims)
+            if len(candidates) > _CANDIDATES:
+                candidates = candidates[np.argpartition(-sims[candidates], _CANDIDATES - 1)[:_CANDIDATES]]
+            if len(candidates):
                 # Edit-distance ratio rewards phrasings close as a whole, not only sharing rare words.
-                ratio = fuzz.ratio(text, doc.text, processor=None) / 100.0
-                score = 0.8 * cosine + 0.2 * ratio
-                if score > scores[doc.topic_index]:
-                    scores[doc.topic_index] = score
-            for topic_index, centroid_score in self._centroid_scores(query, exclude).items():
-                scores[topic_index] += CENTROID_WEIGHT * centroid_score
+                texts = [self._docs[i].text for i in candidates.tolist()]
+                ratios = process.cdist([text], texts, scorer=fuzz.ratio, processor=None, dtype=np.float64)[0]
+                # A topic takes its best phrasing's score.
+                np.maximum.at(scores, self._doc_topics[candidates], 0.8 * sims[candidates] + 0.002 * ratios)
+            scores += CENTROID_WEIGHT * self._centroid_scores(query, centroid_dots, exclude)
             for i, found in self._keyword_finder.counts(expanded).items():
                 scores[i] += _KEYWORD_BOOST * min(found, 3)
         for hit in hits:
@@ -229,9 +260,10 @@ class TopicMatcher:
                 index = self._index.get(topic_id)
                 if index is not None:
                     scores[index] += _SIGNAL_BOOST * hit.weight
-        ranked = sorted(range(len(scores)), key=lambda i: scores[i], reverse=True)
+        ranked = np.argsort(-scores, kind="stable")[:limit].tolist()  # stable: ties keep the topics' order
+        values = scores.tolist()
         return tuple(
-            TopicMatch(self._topics[i].id, self._topics[i].title, min(1.0, scores[i]))
-            for i in ranked[:limit]
-            if scores[i] >= MATCH_THRESHOLD
+            TopicMatch(self._topics[i].id, self._topics[i].title, min(1.0, values[i]))
+            for i in ranked
+            if values[i] >= MATCH_THRESHOLD
         )
