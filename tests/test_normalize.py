@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core.normalize import normalize
+from bot.core.normalize import _one_pass, is_settled, normalize
 
 # Text the way it arrives: CJK, full-width forms, ASCII, emoji, controls, zero-width and bidi marks,
 # lone surrogates.
@@ -24,6 +24,24 @@ def test_normalize_never_raises_and_is_idempotent(text):
     assert normalize(once.text).text == once.text
     assert len(once.offsets) == len(once.text)
     assert all(0 <= o < len(text) for o in once.offsets)
+
+
+@given(messy_text)
+@settings(max_examples=300, deadline=None)
+def test_the_settled_check_says_exactly_when_another_pass_changes_nothing(text):
+    # normalize() skips its checking pass when is_settled() says so; a wrong "settled" would break idempotence.
+    for candidate in (text, normalize(text).text):
+        again, _ = _one_pass(candidate, list(range(len(candidate))))
+        if is_settled(candidate):
+            assert again == candidate
+
+
+def test_unsettled_text_is_recognised():
+    assert is_settled("催收短信, abc")
+    assert not is_settled("催收短信，abc")  # full-width comma folds
+    assert not is_settled("催收簡訊")  # Traditional
+    assert not is_settled("ＡＢＣ")
+    assert not is_settled("a\u200bb")
 
 
 @given(messy_text, st.integers(0, 199), st.integers(1, 20))

@@ -116,6 +116,24 @@ def _squeeze_spaces(chars: list[str], where: list[int]) -> tuple[str, tuple[int,
     return "".join(out), tuple(out_where)
 
 
+# Characters that _clean_char returns unchanged, learnt as texts arrive (bounded: a flood of rare characters
+# only stops the learning, never the answer).
+_SETTLED_CHARS: set[str] = set()
+_MAX_SETTLED = 1 << 16
+
+
+def is_settled(text: str) -> bool:
+    """True when another pass would return ``text`` unchanged: every character is its own cleaned form and
+    OpenCC changes nothing (spaces are already squeezed, and squeezing twice changes nothing). Checking is
+    several times cheaper than the pass itself."""
+    for ch in set(text) - _SETTLED_CHARS:
+        if _clean_char(ch) != ch:
+            return False
+        if len(_SETTLED_CHARS) < _MAX_SETTLED:
+            _SETTLED_CHARS.add(ch)
+    return _t2s().convert(text) == text
+
+
 def _one_pass(text: str, offsets: list[int]) -> tuple[str, tuple[int, ...]]:
     chars, where = _clean_chars(text, offsets)
     chars = _to_simplified(chars)
@@ -129,6 +147,8 @@ def normalize(text: str) -> Normalized:
     result, offsets = _one_pass(text, list(range(len(text))))
     # Conversions can feed each other (NFKC output that OpenCC maps again); iterate to a fixed point.
     for _ in range(_MAX_PASSES):
+        if is_settled(result):
+            break
         again, again_offsets = _one_pass(result, list(offsets))
         if again == result:
             break
