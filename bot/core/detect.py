@@ -37,7 +37,7 @@ _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
 # Denials inside the matched phrase itself ("放款前不收取任何费用") cancel it too.
-_DENIALS_INSIDE = ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿")
+_DENIALS_INSIDE = tuple(d.encode() for d in ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿"))
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
@@ -58,23 +58,26 @@ def _char_offset(data: bytes, byte_offset: int) -> int:
 def _hit(norm: Normalized, data: bytes, compiled: CompiledSignal, regex) -> SignalHit | None:
     """The signal's first uncancelled match in ``data`` (``norm.text`` as UTF-8: the re2 wrapper re-encodes a
     str and maps offsets back on every call, which cost more than the matching)."""
-    match = regex.search(data)
-    cues = CANCELLING_CUES.get(compiled.signal.verdict)
-    if cues:
-        # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
-        while match is not None and (
-            cue_before(norm.text, _char_offset(data, match.start()), cues)
-            or (
-                compiled.signal.verdict == "scam"
-                and any(d.encode() in match.group() for d in _DENIALS_INSIDE)
-            )
-        ):
-            match = regex.search(data, match.end()) if match.end() > match.start() else None
-    if match is None or match.end() == match.start():
-        return None
-    start = _char_offset(data, match.start())
-    end = min(start + len(match.group().decode("utf-8")), start + MAX_EVIDENCE)
     s = compiled.signal
+    cues = CANCELLING_CUES.get(s.verdict)
+    position = 0
+    while True:
+        match = regex.search(data, position)
+        if match is None:
+            return None
+        begin, finish = match.span()  # one call: the wrapper's group() and start() are slow Python
+        if finish == begin:
+            return None
+        start = _char_offset(data, begin)
+        # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
+        if cues and (
+            cue_before(norm.text, start, cues)
+            or (s.verdict == "scam" and any(d in data[begin:finish] for d in _DENIALS_INSIDE))
+        ):
+            position = finish
+            continue
+        break
+    end = min(start + len(data[begin:finish].decode("utf-8")), start + MAX_EVIDENCE)
     damps = s.damps if s.verdict == "unrelated" else ()
     return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics, damps)
 

@@ -130,6 +130,8 @@ def _no_duplicate_ids(kind: str, loaded: list[tuple[Path, Any]], problems: list[
 def _compile_signal(path: Path, signal: Signal, problems: list[str]) -> CompiledSignal | None:
     options = re2.Options()
     options.log_errors = False  # errors are reported to the operator below, not to stderr by RE2
+    # Only a whole match's span is ever read; without capture groups RE2 finds it with its DFAs alone.
+    options.never_capture = True
     compiled = []
     for pattern in signal.patterns:
         try:
