@@ -156,6 +156,13 @@ def _check_one(analyzer: Any, text: str) -> dict[str, Any]:
     return analyzer.analyze(text).as_dict()
 
 
+def _emit(obj: dict[str, Any]) -> None:
+    # One flushed line per result, so a program feeding lines one at a time gets each answer at once;
+    # plain writes, because click.echo also scans every line for colour codes.
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
 def _check_jsonl(analyzer: Any) -> None:
     for number, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -166,12 +173,12 @@ def _check_jsonl(analyzer: Any) -> None:
                 raise ValueError("expected an object with a string 'text'")
         except ValueError as exc:
             msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            click.echo(json.dumps({"error": f"line {number}: {msg}"}, ensure_ascii=False))
+            _emit({"error": f"line {number}: {msg}"})
             continue
         result = _check_one(analyzer, obj["text"])
         if "id" in obj:
             result = {"id": obj["id"], **result}
-        click.echo(json.dumps(result, ensure_ascii=False))
+        _emit(result)
 
 
 def _read_image(path: Path) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import re
 
 from bot.core.decide import Decision
@@ -50,6 +52,7 @@ def confidence_words(confidence: float) -> str:
     return "把握不大，请结合下面的核实方法自己再判断"
 
 
+@functools.cache  # a handful of titles, asked for in every reply
 def short_title(title: str) -> str:
     """ "中华人民共和国民事诉讼法 (2023年9月1日第五次修正)" -> "民事诉讼法": what a reader recognises."""
     while _EDITION_SUFFIX.search(title):  # "(2022) (Art. 30: …)": strip every trailing note
