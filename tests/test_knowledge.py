@@ -212,3 +212,47 @@ def test_only_advice_signals_may_damp_other_verdicts(tmp_path):
     )
     with pytest.raises(KnowledgeError, match="only unrelated"):
         load_knowledge(root)
+
+
+def _count_compiles(monkeypatch) -> list[str]:
+    import bot.knowledge.load as load_module
+
+    compiled: list[str] = []
+    real = load_module.re2.compile
+
+    def counting(pattern, *args, **kwargs):
+        compiled.append(pattern)
+        return real(pattern, *args, **kwargs)
+
+    monkeypatch.setattr(load_module.re2, "compile", counting)
+    return compiled
+
+
+def test_patterns_are_checked_once_then_trusted_until_one_changes(kb_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr("bot.knowledge.load.cache_dir", lambda: tmp_path / "cache")
+    compiled = _count_compiles(monkeypatch)
+    load_knowledge(kb_copy)
+    assert len(compiled) > 400  # the first start compiles every signal pattern to check it
+    assert list((tmp_path / "cache").glob("patterns-checked-*"))
+
+    compiled.clear()
+    kb = load_knowledge(kb_copy)
+    assert compiled == []  # same patterns, already checked: nothing compiled at load
+    regex = kb.signals[0].regexes[0]  # compiled when first used, once
+    assert compiled == [kb.signals[0].signal.patterns[0]]
+    assert kb.signals[0].regexes[0] is regex
+
+    # A changed pattern is checked again: the mark for the old patterns does not cover it.
+    _edit_yaml(kb_copy / "signals" / "reminder.yaml", lambda d: d[0]["patterns"].append("已逾期("))
+    assert any("not valid RE2" in p and "reminder.yaml" in p for p in _problems(kb_copy))
+
+
+def test_an_unwritable_cache_only_means_checking_again(kb_copy, tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setattr("bot.knowledge.load.cache_dir", lambda: blocker / "cache")
+    compiled = _count_compiles(monkeypatch)
+    load_knowledge(kb_copy)
+    first = len(compiled)
+    load_knowledge(kb_copy)
+    assert first > 400 and len(compiled) == 2 * first

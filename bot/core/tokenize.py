@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from bot.cache import cache_dir as default_cache_dir
+
 
 @contextlib.contextmanager
 def _without_pkg_resources() -> Iterator[None]:
@@ -59,7 +61,7 @@ def _is_word(token: str) -> bool:
 
 # jieba's own block split: runs of Han characters, ASCII letters and digits (and +#&._%-) are segmented; what
 # lies between is punctuation and space, cut into single characters.
-_BLOCK = re.compile("([\u4E00-\u9FD5a-zA-Z0-9+#&\\._%\\-]+)")
+_BLOCK = re.compile("([\u4e00-\u9fd5a-zA-Z0-9+#&\\._%\\-]+)")
 
 
 class _Segmenter:
@@ -78,7 +80,7 @@ class _Segmenter:
         n = len(block)
         freq, log_p = self._freq, self._log_p
         score = [0.0] * (n + 1)
-        end = list(range(1, n + 1)) + [n]  # end (exclusive) of the best word starting at each position
+        end = [*range(1, n + 1), n]  # end (exclusive) of the best word starting at each position
         for k in range(n - 1, -1, -1):
             best: float | None = None
             i = k + 1
@@ -86,7 +88,9 @@ class _Segmenter:
             while frag in freq:
                 if freq[frag]:
                     candidate = log_p[frag] + score[i]
-                    if best is None or candidate >= best:  # >=: jieba's max() prefers the longer word on a tie
+                    if (
+                        best is None or candidate >= best
+                    ):  # >=: jieba's max() prefers the longer word on a tie
                         best, end[k] = candidate, i
                 if i >= n:
                     break
@@ -121,11 +125,6 @@ class _Segmenter:
             else:
                 tokens += [ch for ch in block if not ch.isspace()]
         return tokens
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "smsguard"
 
 
 def _full_dictionary() -> tuple[list[tuple[str, str]], int]:
@@ -167,7 +166,7 @@ class ChineseTokenizer:
 
     def _reduced_dictionary_file(self) -> tuple[Path, int]:
         digest = hashlib.sha256("\n".join(self._corpus).encode()).hexdigest()[:16]
-        cache_dir = self._cache_dir or Path(tempfile.gettempdir()) / "smsguard"
+        cache_dir = self._cache_dir or default_cache_dir()
         path = cache_dir / f"jieba-{digest}.dict"
         total_path = path.with_suffix(".total")
         try:
