@@ -1,9 +1,8 @@
+import jieba
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core.normalize import normalize
-import jieba
-
 from bot.core.tokenize import ChineseTokenizer, _Segmenter, build_reduced_dictionary
 
 

@@ -15,7 +15,6 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 
 import numpy as np
 import re2
@@ -195,7 +194,9 @@ class TopicMatcher:
         phrasing has carry no score)."""
         assert self._docs is not None
         pairs = [(i, w) for f, w in query.items() if (i := self._feature_ids.get(f)) is not None]
-        dots = self._postings.dot(np.array([i for i, _ in pairs], dtype=np.int64), np.array([w for _, w in pairs]))
+        dots = self._postings.dot(
+            np.array([i for i, _ in pairs], dtype=np.int64), np.array([w for _, w in pairs])
+        )
         return dots[: len(self._docs)], dots[len(self._docs) :]
 
     def _centroid_scores(self, query: dict[str, float], dots: np.ndarray, exclude: str | None) -> np.ndarray:
