@@ -37,7 +37,9 @@ _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
 # Denials inside the matched phrase itself ("放款前不收取任何费用") cancel it too.
-_DENIALS_INSIDE = tuple(d.encode() for d in ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿"))
+_DENIALS_INSIDE = tuple(
+    d.encode() for d in ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿")
+)
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
