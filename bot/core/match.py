@@ -45,8 +45,9 @@ _LATIN = re.compile("[a-z]")
 
 
 class SynonymExpander:
-    """Adds a knowledge-base term to a text that contains one of its variants (cs → 催收, 证信 → 征信), so
-    slang and typos reach the phrasings written with the term. Latin variants count only as whole words."""
+    """Adds a knowledge-base term to a text that contains one of its variants (证信 → 征信), so slang and typos
+    reach the phrasings written with the term. Latin variants (cs, cuishou) count only as whole words and
+    are replaced by the term where they stand."""
 
     def __init__(self, synonyms: Iterable[Synonym] = ()):
         from bot.core.normalize import normalize
@@ -71,12 +72,12 @@ class SynonymExpander:
         return rf"(?<![a-z0-9]){letters}(?![a-z0-9])"
 
     def expand(self, text: str) -> str:
-        terms = dict.fromkeys(self._chinese.find(text))
         if self._latin is not None and _LATIN.search(text):
-            # A pinyin match may hold the spaces typed between syllables.
-            terms.update(
-                dict.fromkeys(self._term_of[m.group().replace(" ", "")] for m in self._latin.finditer(text))
-            )
+            # A Latin spelling is replaced where it stands ("cuishou电话" → "催收电话"): its letters would only
+            # add stray bigrams, and the term then joins the words around it. A pinyin match may hold the
+            # spaces typed between syllables.
+            text = self._latin.sub(lambda m: self._term_of[m.group().replace(" ", "")], text)
+        terms = dict.fromkeys(self._chinese.find(text))
         return text + " " + " ".join(terms) if terms else text
 
 
