@@ -11,7 +11,7 @@ from bot.core.detect import SignalDetector
 from bot.core.extract import AliasFinder, extract_entities
 from bot.core.match import MAX_TOPICS, TopicMatcher
 from bot.core.models import Analysis, TopicMatch
-from bot.core.normalize import normalize
+from bot.core.normalize import normalize, normalized_text
 from bot.core.safety import CrisisDetector
 from bot.core.tokenize import ChineseTokenizer
 from bot.knowledge import Knowledge
@@ -24,7 +24,7 @@ def _platform_aliases(kb: Knowledge) -> dict[str, str]:
     aliases: dict[str, str] = {}
     for platform in kb.platforms:
         for alias in (platform.name, *platform.aliases):
-            key = normalize(alias).text
+            key = normalized_text(alias)
             if len(key) >= 2:
                 aliases.setdefault(key, platform.id)
     return aliases
@@ -38,8 +38,8 @@ class Analyzer:
         domain_words = [k for t in kb.topics for k in t.keywords]
         domain_words += [a for p in kb.platforms for a in (p.name, *p.aliases)]
         # The texts the topic index holds: the only words that can ever carry weight in matching.
-        corpus = [normalize(text).text for t in kb.topics for text in (t.title, *t.examples)]
-        self.tokenizer = ChineseTokenizer((normalize(w).text for w in domain_words), corpus)
+        corpus = [normalized_text(text) for t in kb.topics for text in (t.title, *t.examples)]
+        self.tokenizer = ChineseTokenizer((normalized_text(w) for w in domain_words), corpus)
         self.matcher = TopicMatcher(kb.topics, self.tokenizer, kb.synonyms)
         self.platforms = AliasFinder(_platform_aliases(kb))
         self.detector = SignalDetector(kb.signals)

@@ -50,12 +50,12 @@ class SynonymExpander:
     are replaced by the term where they stand."""
 
     def __init__(self, synonyms: Iterable[Synonym] = ()):
-        from bot.core.normalize import normalize
+        from bot.core.normalize import normalized_text
 
         self._term_of: dict[str, str] = {}
         for synonym in synonyms:
             for variant in synonym.variants:
-                self._term_of.setdefault(normalize(variant).text, normalize(synonym.term).text)
+                self._term_of.setdefault(normalized_text(variant), normalized_text(synonym.term))
         # Two passes: Chinese variants as plain aliases, Latin ones (with word-boundary lookarounds, the slow
         # part) only when the text has Latin letters at all.
         self._chinese = AliasFinder({v: t for v, t in self._term_of.items() if v and not v.isascii()})
@@ -160,9 +160,9 @@ class TopicMatcher:
     def warm_up(self) -> None:
         if self._docs is not None:
             return
-        from bot.core.normalize import normalize
+        from bot.core.normalize import normalized_text
 
-        features = [self._features(normalize(text).text) for _, text in self._raw_docs]
+        features = [self._features(normalized_text(text)) for _, text in self._raw_docs]
         df: Counter[str] = Counter()
         for feats in features:
             df.update(set(feats))
@@ -176,7 +176,7 @@ class TopicMatcher:
         centroids: list[dict[str, float]] = [defaultdict(float) for _ in self._topics]
         for doc_id, ((topic_index, text), feats) in enumerate(zip(self._raw_docs, features, strict=True)):
             weights = self._weigh(feats)
-            docs.append(_Doc(topic_index, normalize(text).text, weights))
+            docs.append(_Doc(topic_index, normalized_text(text), weights))
             for f, w in weights.items():
                 postings[self._feature_ids[f]].append((doc_id, w))
                 centroids[topic_index][f] += w

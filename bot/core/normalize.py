@@ -154,3 +154,10 @@ def normalize(text: str) -> Normalized:
             break
         result, offsets = again, again_offsets
     return Normalized(original=text, text=result, offsets=offsets)
+
+
+@functools.lru_cache(maxsize=8192)
+def normalized_text(text: str) -> str:
+    """``normalize(text).text``, remembered: for knowledge-base texts, which start-up reads several times over
+    (the topic index, the tokenizer's corpus, synonyms), never for user messages."""
+    return normalize(text).text
