@@ -142,14 +142,23 @@ def test_a_pattern_matching_the_empty_string_is_refused(kb_copy):
     assert any("empty string" in p and "reminder.yaml" in p for p in _problems(kb_copy))
 
 
-def test_the_pattern_set_finds_exactly_what_the_patterns_find_one_by_one(kb):
+def test_the_detector_finds_exactly_what_the_patterns_find_one_by_one(kb):
+    import json
+
     from bot.core.detect import SignalDetector, detect_signals
     from bot.core.normalize import normalize
     from tests.helpers import verdict_cases
 
     detector = SignalDetector(kb.signals)
     long_text = "催收说要上门，" * 30000 + "再不还钱就爆你通讯录，转入安全账户"  # ~200 KB
-    for text in [c["text"] for c in verdict_cases()] + [long_text, ""]:
+    stored = [
+        json.loads(line)["text"]
+        for path in sorted((Path(__file__).parent / "data").glob("messages_fresh*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(stored) > 3000
+    # Every fourth stored message keeps this test to seconds; all of them were compared when it was written.
+    for text in [c["text"] for c in verdict_cases()] + stored[::4] + [long_text, ""]:
         norm = normalize(text)
         assert detector.detect(norm) == detect_signals(norm, kb.signals), text[:40]
 
