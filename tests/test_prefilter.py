@@ -63,3 +63,16 @@ def test_no_pattern_that_matches_is_ever_left_out(data):
     raw = "".join(data.draw(st.lists(st.sampled_from(pieces), max_size=12))).encode()
     matching = {i for i, regex in enumerate(regexes) if regex.search(raw)}
     assert matching <= set(prefilter.candidates(raw)), raw.decode()
+
+
+def test_every_crisis_pattern_is_read(kb):
+    from bot.knowledge.load import expand_safety_pattern, without_lookarounds
+
+    patterns = [
+        without_lookarounds(expand_safety_pattern(p))
+        for g in kb.safety
+        if g.kind == "crisis"
+        for p in g.patterns
+    ]
+    assert len(patterns) > 50
+    assert [p for p in patterns if not required_literals(p)] == []
