@@ -201,14 +201,24 @@ def alternatives(pattern: str) -> list[list[Clause]] | None:
     return [_sequence_clauses(branch) for branch in top.branches]
 
 
+def _selectivity(clause: Clause) -> tuple[int, int]:
+    return min(map(len, clause)), -len(clause)  # long literals are rare in a text; few of them, rarer still
+
+
 class LiteralPrefilter:
-    """For texts given as UTF-8 bytes: the patterns (by index) that may match, in order."""
+    """For texts given as UTF-8 bytes: the patterns (by index) that may match, in order.
+
+    Each top-level alternative of a pattern is a unit that needs all its clauses. Clauses are bits of one
+    integer; a unit is looked at only when a literal of its most selective clause occurs, and then it is
+    complete when all its bits are among the bits the found literals set."""
 
     def __init__(self, patterns: Sequence[str]):
-        self._pattern_of: list[int] = []  # each top-level alternative's pattern
-        self._needed: list[int] = []  # how many clauses each alternative needs
+        self._pattern_of: list[int] = []  # each unit's pattern
+        self._unit_bits: list[int] = []  # each unit's clauses, as bits
         self._always: set[int] = set()  # patterns with an alternative that needs nothing: run on every text
-        owners: dict[str, list[tuple[int, int]]] = {}
+        bits_of: dict[str, int] = {}  # literal -> the clauses it satisfies
+        key_units: dict[str, list[int]] = {}  # literal -> the units whose most selective clause holds it
+        clause_count = 0
         for index, pattern in enumerate(patterns):
             for clauses in alternatives(pattern) or [[]]:
                 if not clauses:
@@ -216,31 +226,39 @@ class LiteralPrefilter:
                     continue
                 unit = len(self._pattern_of)
                 self._pattern_of.append(index)
-                self._needed.append(len(clauses))
-                for number, clause in enumerate(clauses):
+                unit_bits = 0
+                for clause in clauses:
+                    bit = 1 << clause_count
+                    clause_count += 1
+                    unit_bits |= bit
                     for literal in clause:
-                        owners.setdefault(literal, []).append((unit, number))
-        self._owners = list(owners.values())
+                        bits_of[literal] = bits_of.get(literal, 0) | bit
+                self._unit_bits.append(unit_bits)
+                for literal in max(clauses, key=_selectivity):
+                    key_units.setdefault(literal, []).append(unit)
+        literals = list(bits_of)
+        self._bits = [bits_of[literal] for literal in literals]
+        self._keys = [tuple(key_units.get(literal, ())) for literal in literals]
         self._set = None
-        if owners:
+        if literals:
             options = re2.Options()
             options.log_errors = False
             # ~2,000 literals: with RE2's default 8 MiB the automaton runs out of room and falls back to a
             # crawl (~0.3 ms a message); with room it is a few microseconds.
             options.max_mem = 64 << 20
             literal_set = re2.Set.SearchSet(options)
-            for literal in owners:
+            for literal in literals:
                 literal_set.Add(re2.escape(literal))
             literal_set.Compile()
             self._set = literal_set
 
     def candidates(self, data: bytes) -> list[int]:
-        met: set[tuple[int, int]] = set()
+        met = 0
+        looked_at: set[int] = set()
         if self._set is not None:
             for found in self._set.Match(data) or ():
-                met.update(self._owners[found])
-        count: dict[int, int] = {}
-        for unit, _ in met:
-            count[unit] = count.get(unit, 0) + 1
-        found_patterns = {self._pattern_of[u] for u, n in count.items() if n == self._needed[u]}
+                met |= self._bits[found]
+                looked_at.update(self._keys[found])
+        unit_bits, pattern_of = self._unit_bits, self._pattern_of
+        found_patterns = {pattern_of[u] for u in looked_at if unit_bits[u] & met == unit_bits[u]}
         return sorted(found_patterns | self._always)
