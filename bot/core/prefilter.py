@@ -243,7 +243,7 @@ class LiteralPrefilter:
         if literals:
             options = re2.Options()
             options.log_errors = False
-            # ~2,000 literals: with RE2's default 8 MiB the automaton runs out of room and falls back to a
+            # ~2,500 literals: with RE2's default 8 MiB the automaton runs out of room and falls back to a
             # crawl (~0.3 ms a message); with room it is a few microseconds.
             options.max_mem = 64 << 20
             literal_set = re2.Set.SearchSet(options)
