@@ -102,9 +102,7 @@ class SignalDetector:
         self._owners = [
             (si, pi) for si, c in enumerate(self._signals) for pi in range(len(c.signal.patterns))
         ]
-        self._prefilter = LiteralPrefilter(
-            [c.signal.patterns[pi] for c in self._signals for pi in range(len(c.signal.patterns))]
-        )
+        self._prefilter = LiteralPrefilter([self._signals[si].signal.patterns[pi] for si, pi in self._owners])
 
     def detect(self, norm: Normalized) -> tuple[SignalHit, ...]:
         if not self._signals or not norm.text:
