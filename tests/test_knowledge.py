@@ -265,3 +265,20 @@ def test_an_unwritable_cache_only_means_checking_again(kb_copy, tmp_path, monkey
     first = len(compiled)
     load_knowledge(kb_copy)
     assert first > 400 and len(compiled) == 2 * first
+
+
+def test_warm_up_compiles_every_pattern_so_no_first_message_waits(monkeypatch):
+    from bot.core import Analyzer
+
+    text = "您的账户涉嫌洗钱，请将资金转入安全账户配合调查，否则冻结银行卡"
+    compiled = _count_compiles(monkeypatch)
+    cold = Analyzer(load_knowledge())
+    compiled.clear()
+    cold.analyze(text)
+    assert compiled  # without warm-up the message pays for the patterns it needs
+
+    warm = Analyzer(load_knowledge())
+    warm.warm_up()
+    compiled.clear()
+    warm.analyze(text)
+    assert compiled == []

@@ -46,9 +46,12 @@ class Analyzer:
         self.safety = CrisisDetector(kb.safety)
 
     def warm_up(self) -> None:
-        """Load jieba and index the topics now, so the first user does not wait for it."""
+        """Load jieba, index the topics and compile every pattern now, so the first users do not wait for it
+        (long-running channels and ``eval``; a one-off ``check`` compiles only what its message needs)."""
         self.tokenizer.warm_up()
         self.matcher.warm_up()
+        self.detector.warm_up()
+        self.safety.warm_up()
 
     def _care_first(self, topics: tuple[TopicMatch, ...]) -> tuple[TopicMatch, ...]:
         # The safety check outranks similarity: the reply leads with care, so the topic list does too.

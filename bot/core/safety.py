@@ -74,6 +74,9 @@ class CrisisDetector:
         self._about_others = _compiled(groups, "about-others")
         self._me_too = _compiled(groups, "me-too")
 
+    def warm_up(self) -> None:
+        self._crisis  # noqa: B018  # compiles the confirming pattern now rather than for the first cry for help
+
     @functools.cached_property
     def _crisis(self) -> re.Pattern[str]:
         # Compiled on first need (~40 ms): most messages never get past the RE2 prefilter.
