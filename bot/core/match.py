@@ -17,11 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import re2
 from rapidfuzz import fuzz, process
 
 from bot.core.extract import AliasFinder
 from bot.core.models import SignalHit, TopicMatch
+from bot.core.prefilter import literal_automaton
 from bot.core.tokenize import ChineseTokenizer
 from bot.knowledge.models import Synonym, Topic
 
@@ -82,8 +82,8 @@ class SynonymExpander:
 
 
 class _KeywordFinder:
-    """How many distinct keywords of each topic occur in a text, in one RE2::Set pass instead of a substring
-    test per keyword (~300 of them)."""
+    """How many distinct keywords of each topic occur in a text, in one Aho-Corasick pass instead of a
+    substring test per keyword (~450 of them)."""
 
     def __init__(self, keywords_per_topic: Iterable[Iterable[str]]):
         owners: dict[str, list[int]] = defaultdict(list)
@@ -91,18 +91,12 @@ class _KeywordFinder:
             for keyword in dict.fromkeys(k.lower() for k in keywords if k):
                 owners[keyword].append(topic_index)
         self._owners = list(owners.values())
-        self._set = None
-        if owners:
-            keyword_set = re2.Set.SearchSet(re2.Options())
-            for keyword in owners:
-                keyword_set.Add(re2.escape(keyword))
-            keyword_set.Compile()
-            self._set = keyword_set
+        self._automaton = literal_automaton(list(owners))
 
     def counts(self, text: str) -> dict[int, int]:
         found: dict[int, int] = defaultdict(int)
-        if self._set is not None:
-            for index in self._set.Match(text) or ():
+        if self._automaton is not None:
+            for index in {index for _, index in self._automaton.iter(text)}:
                 for topic_index in self._owners[index]:
                     found[topic_index] += 1
         return found
@@ -137,7 +131,7 @@ class _Postings:
 class _Doc:
     topic_index: int
     text: str
-    weights: dict[str, float]  # L2-normalised tf-idf vector
+    weights: dict[int, float]  # L2-normalised tf-idf vector, by feature id
 
 
 class TopicMatcher:
@@ -155,6 +149,10 @@ class TopicMatcher:
         self._docs: list[_Doc] | None = None
         self._idf: dict[str, float] = {}
         self._feature_ids: dict[str, int] = {}
+        # The query side looks words and bigrams up by their text directly (no "w:"/"c:" strings per query).
+        self._word_ids: dict[str, int] = {}
+        self._bigram_ids: dict[str, int] = {}
+        self._idf_of_id: list[float] = []
 
     # Building the index tokenizes every phrasing, so it is done once, on first use or at warm-up.
     def warm_up(self) -> None:
@@ -169,38 +167,40 @@ class TopicMatcher:
         n = len(features)
         self._idf = {f: math.log((n + 1) / (c + 0.5)) for f, c in df.items()}
         self._feature_ids = {f: i for i, f in enumerate(self._idf)}
+        self._word_ids = {f[2:]: i for f, i in self._feature_ids.items() if f.startswith("w:")}
+        self._bigram_ids = {f[2:]: i for f, i in self._feature_ids.items() if f.startswith("c:")}
+        self._idf_of_id = list(self._idf.values())
         docs = []
         postings: list[list[tuple[int, float]]] = [[] for _ in self._feature_ids]
         # A topic's centroid: what all its phrasings say together, so a new wording that shares words with
         # several phrasings (but none closely) still finds the topic.
-        centroids: list[dict[str, float]] = [defaultdict(float) for _ in self._topics]
+        centroids: list[dict[int, float]] = [defaultdict(float) for _ in self._topics]
         for doc_id, ((topic_index, text), feats) in enumerate(zip(self._raw_docs, features, strict=True)):
-            weights = self._weigh(feats)
+            weights = self._weigh(self._feature_ids[f] for f in feats)
             docs.append(_Doc(topic_index, normalized_text(text), weights))
             for f, w in weights.items():
-                postings[self._feature_ids[f]].append((doc_id, w))
+                postings[f].append((doc_id, w))
                 centroids[topic_index][f] += w
         self._centroids = [dict(c) for c in centroids]
         self._centroid_norms = np.array([math.sqrt(sum(v * v for v in c.values())) or 1.0 for c in centroids])
         # One matrix for both: a phrasing is a column, a topic's centroid is column len(docs) + topic index.
         for topic_index, vec in enumerate(self._centroids):
             for f, v in vec.items():
-                postings[self._feature_ids[f]].append((len(docs) + topic_index, v))
+                postings[f].append((len(docs) + topic_index, v))
         self._postings = _Postings(postings, len(docs) + len(self._topics))
         self._doc_topics = np.array([d.topic_index for d in docs], dtype=np.int64)
         self._docs = docs
 
-    def _dot(self, query: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-        """The query's dot products with every phrasing and with every topic centroid (features that no
-        phrasing has carry no score)."""
+    def _dot(self, query: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
+        """The query's dot products with every phrasing and with every topic centroid."""
         assert self._docs is not None
-        pairs = [(i, w) for f, w in query.items() if (i := self._feature_ids.get(f)) is not None]
         dots = self._postings.dot(
-            np.array([i for i, _ in pairs], dtype=np.int64), np.array([w for _, w in pairs])
+            np.fromiter(query.keys(), dtype=np.int64, count=len(query)),
+            np.fromiter(query.values(), dtype=np.float64, count=len(query)),
         )
         return dots[: len(self._docs)], dots[len(self._docs) :]
 
-    def _centroid_scores(self, query: dict[str, float], dots: np.ndarray, exclude: str | None) -> np.ndarray:
+    def _centroid_scores(self, query: dict[int, float], dots: np.ndarray, exclude: str | None) -> np.ndarray:
         assert self._docs is not None
         scores = dots / self._centroid_norms
         if exclude is not None:
@@ -216,10 +216,18 @@ class TopicMatcher:
         words = self._tokenizer.words(text)
         return [f"w:{w}" for w in words] + [f"c:{b}" for b in char_bigrams(text)]
 
-    def _weigh(self, feats: Iterable[str]) -> dict[str, float]:
-        idf = self._idf
-        # A feature no phrasing has weighs 0 (every idf is > 0), so it is left out before the arithmetic.
-        vec = {f: (1.0 + math.log(c)) * w for f, c in Counter(feats).items() if (w := idf.get(f))}
+    def _query_features(self, text: str) -> list[int]:
+        """The ids of ``text``'s words and bigrams, words first; a feature no phrasing has is left out (its
+        weight would be 0)."""
+        word_ids, bigram_ids = self._word_ids, self._bigram_ids
+        ids = [i for w in self._tokenizer.words(text) if (i := word_ids.get(w)) is not None]
+        ids += [i for b in char_bigrams(text) if (i := bigram_ids.get(b)) is not None]
+        return ids
+
+    def _weigh(self, feature_ids: Iterable[int]) -> dict[int, float]:
+        idf = self._idf_of_id
+        # Sublinear tf: a count of 1 (nearly all of them) keeps the bare idf, 1 + log(1) being exactly 1.
+        vec = {f: idf[f] if c == 1 else (1.0 + math.log(c)) * idf[f] for f, c in Counter(feature_ids).items()}
         norm = math.sqrt(sum(v * v for v in vec.values())) or 1.0
         return {f: v / norm for f, v in vec.items()}
 
@@ -235,7 +243,7 @@ class TopicMatcher:
         scores = np.zeros(len(self._topics))
         if text:
             expanded = self._expander.expand(text)
-            query = self._weigh(self._features(expanded))
+            query = self._weigh(self._query_features(expanded))
             if len(query) > QUERY_FEATURES:
                 # A long message's weakest features move no ranking but cost most of the time.
                 query = dict(heapq.nlargest(QUERY_FEATURES, query.items(), key=lambda kv: kv[1]))

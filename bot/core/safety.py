@@ -123,9 +123,7 @@ class CrisisDetector:
         return bool(cried) and bool(self._me_too.search(sentence) or not self._about_others.search(sentence))
 
     def _may_cry(self, text: str) -> bool:
-        return (
-            bool(self._words_needed.candidates(text.encode("utf-8"))) and self._maybe.search(text) is not None
-        )
+        return bool(self._words_needed.candidates(text)) and self._maybe.search(text) is not None
 
     def detect(self, normalized_text: str) -> bool:
         stripped = _PAUSES.sub("", normalized_text)
