@@ -1,9 +1,12 @@
-"""Run the knowledge base's signal patterns (RE2, linear time) over normalized text."""
+"""Run the knowledge base's signal patterns over normalized text: Python's ``re`` on short texts, RE2 (linear
+time) on long ones and for the few patterns ``bot/core/backtrack.py`` will not translate."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 
+from bot.core.backtrack import SHORT_TEXT, compile_short
 from bot.core.dodges import detection_view
 from bot.core.models import SignalHit
 from bot.core.normalize import Normalized
@@ -33,9 +36,7 @@ _CLAUSE_ENDS = frozenset("，。！？；,.!?;：:\n")
 
 
 # Denials inside the matched phrase itself ("放款前不收取任何费用") cancel it too.
-_DENIALS_INSIDE = tuple(
-    d.encode() for d in ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿")
-)
+_DENIALS_INSIDE = ("不收", "无需", "无须", "不需要", "不会", "从不", "绝不", "不存在", "勿")
 
 
 def cue_before(text: str, start: int, cues: tuple[str, ...]) -> bool:
@@ -53,31 +54,45 @@ def _char_offset(data: bytes, byte_offset: int) -> int:
     return len(data[:byte_offset].decode("utf-8"))
 
 
-def _hit(norm: Normalized, data: bytes, compiled: CompiledSignal, regex) -> SignalHit | None:
-    """The signal's first uncancelled match in ``data`` (``norm.text`` as UTF-8: the re2 wrapper re-encodes a
-    str and maps offsets back on every call, which cost more than the matching)."""
-    s = compiled.signal
-    cues = CANCELLING_CUES.get(s.verdict)
+def _re2_spans(regex, data: bytes) -> Iterator[tuple[int, int]]:
+    """Successive non-empty matches of an RE2 pattern, as character spans. It searches ``data``, the text as
+    UTF-8: the re2 wrapper re-encodes a str and maps offsets back on every call, which cost more than the
+    matching."""
     position = 0
-    while True:
-        match = regex.search(data, position)
-        if match is None:
-            return None
+    while (match := regex.search(data, position)) is not None:
         begin, finish = match.span()  # one call: the wrapper's group() and start() are slow Python
         if finish == begin:
-            return None
+            return
         start = _char_offset(data, begin)
+        yield start, start + len(data[begin:finish].decode("utf-8"))
+        position = finish
+
+
+def _python_spans(regex: re.Pattern[str], text: str) -> Iterator[tuple[int, int]]:
+    position = 0
+    while (match := regex.search(text, position)) is not None:
+        start, end = match.span()
+        if end == start:
+            return
+        yield start, end
+        position = end
+
+
+def _hit(norm: Normalized, compiled: CompiledSignal, spans: Iterator[tuple[int, int]]) -> SignalHit | None:
+    """The signal's first uncancelled match among ``spans``."""
+    s = compiled.signal
+    cues = CANCELLING_CUES.get(s.verdict)
+    for start, end in spans:
         # A cancelled occurrence is no sign; a later occurrence that stands on its own still is.
         if cues and (
             cue_before(norm.text, start, cues)
-            or (s.verdict == "scam" and any(d in data[begin:finish] for d in _DENIALS_INSIDE))
+            or (s.verdict == "scam" and any(d in norm.text[start:end] for d in _DENIALS_INSIDE))
         ):
-            position = finish
             continue
-        break
-    end = min(start + len(data[begin:finish].decode("utf-8")), start + MAX_EVIDENCE)
-    damps = s.damps if s.verdict == "unrelated" else ()
-    return SignalHit(s.id, s.label, s.verdict, s.weight, norm.quote(start, end), s.topics, damps)
+        damps = s.damps if s.verdict == "unrelated" else ()
+        quote = norm.quote(start, min(end, start + MAX_EVIDENCE))
+        return SignalHit(s.id, s.label, s.verdict, s.weight, quote, s.topics, damps)
+    return None
 
 
 # Patterns bound their windows by clause punctuation ([^,，。]{0,8}); normalization folds "，" to ",", which is
@@ -89,42 +104,65 @@ def detect_signals(norm: Normalized, signals: Iterable[CompiledSignal]) -> tuple
     hits = []
     for compiled in signals:
         for regex in compiled.regexes:
-            hit = _hit(norm, data, compiled, regex)
+            hit = _hit(norm, compiled, _re2_spans(regex, data))
             if hit is not None:
                 hits.append(hit)
                 break
     return tuple(hits)
 
 
+_UNCOMPILED = re.compile("")  # placeholder: this pattern's Python regex has not been asked for yet
+
+
 class SignalDetector:
-    """Same result as :func:`detect_signals`, faster: a literal prefilter (``bot/core/prefilter.py``) names the
-    few patterns a text can match at all (about 5 of ~450), and only those are searched."""
+    """Same result as :func:`detect_signals`, faster:
+    - a literal prefilter (``bot/core/prefilter.py``) names the few patterns a text can match at all (about 5
+      of ~450), and only those are searched;
+    - on a short text they run as Python regexes (``bot/core/backtrack.py``), which need no warm-up, where RE2
+      builds its automata on each new text."""
 
     def __init__(self, signals: Sequence[CompiledSignal]):
         self._signals = tuple(signals)
         self._owners = [
             (si, pi) for si, c in enumerate(self._signals) for pi in range(len(c.signal.patterns))
         ]
-        self._prefilter = LiteralPrefilter([self._signals[si].signal.patterns[pi] for si, pi in self._owners])
+        self._patterns = [self._signals[si].signal.patterns[pi] for si, pi in self._owners]
+        self._prefilter = LiteralPrefilter(self._patterns)
+        # Compiled on first use; None for a pattern that stays with RE2.
+        self._short: list[re.Pattern[str] | None] = [_UNCOMPILED] * len(self._owners)
 
     def warm_up(self) -> None:
-        """Compile every pattern (about 0.1 s); otherwise each compiles on its first candidate message."""
-        for si, pi in self._owners:
+        """Compile every pattern, both ways (about 0.3 s); otherwise each compiles on its first candidate."""
+        for index, (si, pi) in enumerate(self._owners):
             self._signals[si].regexes[pi]
+            self._short_regex(index)
+
+    def _short_regex(self, index: int) -> re.Pattern[str] | None:
+        regex = self._short[index]
+        if regex is _UNCOMPILED:
+            regex = self._short[index] = compile_short(self._patterns[index])
+        return regex
 
     def detect(self, norm: Normalized) -> tuple[SignalHit, ...]:
         if not self._signals or not norm.text:
             return ()
         norm = detection_view(norm)
         data = norm.text.encode("utf-8")
+        short = len(norm.text) <= SHORT_TEXT
         hits = []
         done = -1  # the last signal that hit: its other patterns need not run
-        for index in self._prefilter.candidates(data):  # in signal order, then pattern order
+        for index in self._prefilter.candidates(norm.text):  # in signal order, then pattern order
             si, pi = self._owners[index]
             if si == done:
                 continue
             compiled = self._signals[si]
-            hit = _hit(norm, data, compiled, compiled.regexes[pi])
+            regex = self._short_regex(index) if short else None
+            spans = (
+                _python_spans(regex, norm.text)
+                if regex is not None
+                else _re2_spans(compiled.regexes[pi], data)
+            )
+            hit = _hit(norm, compiled, spans)
             if hit is not None:
                 hits.append(hit)
                 done = si
