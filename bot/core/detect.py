@@ -20,14 +20,15 @@ MAX_EVIDENCE = 60
 # Words before a phrase, in the same clause, that change what it says:
 # - a scam phrase that is warned against ("切勿向个人账户转账", "请勿将验证码告诉他人") is advice: lenders and
 #   banks quote the scam to warn of it;
-# - a court document spoken of as a future or a condition ("立案之后会有法院传票", "否则等着收传票") is a
-#   collector's threat, not a notice: a real notice states what has happened;
+# - a court document spoken of as a future or a condition ("立案之后会有法院传票", "否则等着收传票"), or as a
+#   lender's own plan ("我司拟向法院申请诉前调解"), is a threat, not a notice: a real notice states what has
+#   happened, in the court's name;
 # - a pressure word named as a pretext a lender never uses is no pressure.
 CANCELLING_CUES: dict[str, tuple[str, ...]] = {
     "scam": tuple(
         "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取 别信 不要信 别相信 不要相信".split()
     ),
-    "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是".split()),
+    "legal_notice": tuple("会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是 我司拟 我司将 我司准备 我方拟 我方将".split()),
     # A lender's anti-fraud line names the pretexts it never uses ("不会以“降额”“冻结”为由要求转账").
     "pressure": ("不会以", "不会因", "绝不会以"),
 }
