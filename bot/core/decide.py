@@ -32,8 +32,9 @@ def combined_scores(hits: Iterable[SignalHit]) -> dict[str, float]:
 
 
 # Nothing matched, yet the message talks about a debt: the lexicon may simply not know this wording, so the
-# all-clear is unsure and goes to the front of the operators' queue.
-UNSURE_ALL_CLEAR = 0.6
+# all-clear is unsure and goes to the front of the operators' queue, which takes cases *below* LOW_CONFIDENCE
+# (0.6 by default; 0.6 itself would not count).
+UNSURE_ALL_CLEAR = 0.55
 
 
 def decide_verdict(
