@@ -29,7 +29,7 @@ CANCELLING_CUES: dict[str, tuple[str, ...]] = {
         "切勿 请勿 勿 不要 不得 谨防 警惕 防范 提防 谨记 严禁 不会 绝不 从不 决不 千万别 不可 避免 无需 无须 不需要 不收取 别信 不要信 别相信 不要相信".split()
     ),
     "legal_notice": tuple(
-        "会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是 我司拟 我司将 我司准备 我方拟 我方将".split()
+        "会有 将会 就会 到时候 到时 等着 等你 否则 不然 如果 要是 我司拟 我司将 我司已将 我司准备 我方拟 我方将 第三方".split()
     ),
     # A lender's anti-fraud line names the pretexts it never uses ("不会以“降额”“冻结”为由要求转账").
     "pressure": ("不会以", "不会因", "绝不会以"),
