@@ -120,7 +120,7 @@ _UNCOMPILED = re.compile("")  # placeholder: this pattern's Python regex has not
 class SignalDetector:
     """Same result as :func:`detect_signals`, faster:
     - a literal prefilter (``bot/core/prefilter.py``) names the few patterns a text can match at all (about 5
-      of ~450), and only those are searched;
+      of ~510), and only those are searched;
     - on a short text they run as Python regexes (``bot/core/backtrack.py``), which need no warm-up, where RE2
       builds its automata on each new text."""
 
