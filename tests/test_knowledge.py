@@ -268,17 +268,30 @@ def test_an_unwritable_cache_only_means_checking_again(kb_copy, tmp_path, monkey
 
 
 def test_warm_up_compiles_every_pattern_so_no_first_message_waits(monkeypatch):
+    import bot.core.detect as detect_module
     from bot.core import Analyzer
 
     text = "您的账户涉嫌洗钱，请将资金转入安全账户配合调查，否则冻结银行卡"
     compiled = _count_compiles(monkeypatch)
+    # Short texts run the patterns' Python translations (bot/core/backtrack.py): count those compiles too.
+    translated: list[str] = []
+    real_compile_short = detect_module.compile_short
+
+    def counting_short(pattern):
+        translated.append(pattern)
+        return real_compile_short(pattern)
+
+    monkeypatch.setattr(detect_module, "compile_short", counting_short)
     cold = Analyzer(load_knowledge())
     compiled.clear()
     cold.analyze(text)
     assert compiled  # without warm-up the message pays for the patterns it needs
+    assert translated
 
     warm = Analyzer(load_knowledge())
     warm.warm_up()
     compiled.clear()
+    translated.clear()
     warm.analyze(text)
     assert compiled == []
+    assert translated == []

@@ -72,7 +72,7 @@ def translate(pattern: str) -> str:
                 out.append(_HAN_ITEMS if in_class else f"[{_HAN_ITEMS}]")
                 i += len(r"\p{Han}")
                 continue
-            if escaped not in _PLAIN_ESCAPES or not escaped:
+            if escaped not in _PLAIN_ESCAPES:  # also a backslash at the very end ("" is not in the set)
                 raise Untranslatable(f"escape \\{escaped} is not translated")
             out.append(pattern[i : i + 2])
             i += 2

@@ -150,8 +150,8 @@ class SignalDetector:
         if not self._signals or not norm.text:
             return ()
         norm = detection_view(norm)
-        data = norm.text.encode("utf-8")
         short = len(norm.text) <= SHORT_TEXT
+        data = b""  # the text as UTF-8, made only when RE2 is asked (a long text or an untranslated pattern)
         hits = []
         done = -1  # the last signal that hit: its other patterns need not run
         for index in self._prefilter.candidates(norm.text):  # in signal order, then pattern order
@@ -160,11 +160,11 @@ class SignalDetector:
                 continue
             compiled = self._signals[si]
             regex = self._short_regex(index) if short else None
-            spans = (
-                _python_spans(regex, norm.text)
-                if regex is not None
-                else _re2_spans(compiled.regexes[pi], data)
-            )
+            if regex is not None:
+                spans = _python_spans(regex, norm.text)
+            else:
+                data = data or norm.text.encode("utf-8")
+                spans = _re2_spans(compiled.regexes[pi], data)
             hit = _hit(norm, compiled, spans)
             if hit is not None:
                 hits.append(hit)

@@ -147,8 +147,6 @@ class TopicMatcher:
             (i, text) for i, t in enumerate(self._topics) for text in dict.fromkeys((t.title, *t.examples))
         ]
         self._docs: list[_Doc] | None = None
-        self._idf: dict[str, float] = {}
-        self._feature_ids: dict[str, int] = {}
         # The query side looks words and bigrams up by their text directly (no "w:"/"c:" strings per query).
         self._word_ids: dict[str, int] = {}
         self._bigram_ids: dict[str, int] = {}
@@ -165,18 +163,18 @@ class TopicMatcher:
         for feats in features:
             df.update(set(feats))
         n = len(features)
-        self._idf = {f: math.log((n + 1) / (c + 0.5)) for f, c in df.items()}
-        self._feature_ids = {f: i for i, f in enumerate(self._idf)}
-        self._word_ids = {f[2:]: i for f, i in self._feature_ids.items() if f.startswith("w:")}
-        self._bigram_ids = {f[2:]: i for f, i in self._feature_ids.items() if f.startswith("c:")}
-        self._idf_of_id = list(self._idf.values())
+        idf = {f: math.log((n + 1) / (c + 0.5)) for f, c in df.items()}
+        feature_ids = {f: i for i, f in enumerate(idf)}
+        self._word_ids = {f[2:]: i for f, i in feature_ids.items() if f.startswith("w:")}
+        self._bigram_ids = {f[2:]: i for f, i in feature_ids.items() if f.startswith("c:")}
+        self._idf_of_id = list(idf.values())
         docs = []
-        postings: list[list[tuple[int, float]]] = [[] for _ in self._feature_ids]
+        postings: list[list[tuple[int, float]]] = [[] for _ in feature_ids]
         # A topic's centroid: what all its phrasings say together, so a new wording that shares words with
         # several phrasings (but none closely) still finds the topic.
         centroids: list[dict[int, float]] = [defaultdict(float) for _ in self._topics]
         for doc_id, ((topic_index, text), feats) in enumerate(zip(self._raw_docs, features, strict=True)):
-            weights = self._weigh(self._feature_ids[f] for f in feats)
+            weights = self._weigh(feature_ids[f] for f in feats)
             docs.append(_Doc(topic_index, normalized_text(text), weights))
             for f, w in weights.items():
                 postings[f].append((doc_id, w))

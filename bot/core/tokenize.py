@@ -88,9 +88,8 @@ class _Segmenter:
             while frag in freq:
                 if freq[frag]:
                     candidate = log_p[frag] + score[i]
-                    if (
-                        best is None or candidate >= best
-                    ):  # >=: jieba's max() prefers the longer word on a tie
+                    # >=: jieba's max() prefers the longer word on a tie.
+                    if best is None or candidate >= best:
                         best, end[k] = candidate, i
                 if i >= n:
                     break
